@@ -1,0 +1,72 @@
+"""The gateway's published contract: what a runtime hands a gateway and what it reads back.
+
+The control plane (any runtime backend) and the gateway meet only through these shapes:
+
+* ``bundle.json`` in the gateway's *runtime dir*, written by the control plane (atomically,
+  by rename). It names the tenant and carries the digests of the tenant's gateway keys and
+  the settings the gateway needs. The gateway re-reads it when it changes, so a new or revoked
+  key takes effect without a restart.
+* ``state.json`` in the same dir, written by the gateway once it listens: its pid and port.
+  A runtime uses it to find and adopt a gateway that is already running.
+* ``gateway.lock`` in the same dir, held with ``flock`` by the live gateway for its whole
+  life. A runtime that cannot take it knows a gateway for that tenant is alive.
+* ``GET /readyz`` answers :class:`Readiness`, naming the tenant, so a runtime can check a
+  process it finds really is that tenant's gateway.
+
+This module imports nothing from the rest of the gateway; the control plane may import it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import msgspec
+
+BUNDLE_FILE = "bundle.json"
+STATE_FILE = "state.json"
+LOCK_FILE = "gateway.lock"
+LOG_FILE = "gateway.log"
+
+BUNDLE_VERSION = 1
+
+
+class GatewayKeyDigest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One gateway API key, as the gateway knows it: an id and the SHA-256 of the value."""
+
+    id: str
+    sha256: str
+
+
+class GatewayBundle(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Everything a gateway is told about its tenant; never holds a plaintext secret."""
+
+    tenant_id: str
+    tenant_slug: str
+    keys: list[GatewayKeyDigest]
+    platform_models_url: str | None = None
+    version: int = BUNDLE_VERSION
+
+
+class GatewayState(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What a running gateway reports about itself in ``state.json``."""
+
+    tenant_id: str
+    pid: int
+    host: str
+    port: int
+    started_at: float
+
+
+class Readiness(msgspec.Struct, frozen=True):
+    """Body of the gateway's ``GET /readyz``."""
+
+    status: str
+    tenant_id: str
+
+
+def digest_gateway_key(value: str) -> str:
+    """SHA-256 hex digest of a gateway key.
+
+    Gateway keys are 256-bit random values, so an unsalted fast digest is not guessable.
+    """
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()
