@@ -1,0 +1,73 @@
+"""Every error the API returns is an RFC 9457 ``application/problem+json`` body; this module
+is the one place exceptions become problems."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.types import ExceptionHandlersMap
+
+from control_plane.errors import TenantryError
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+
+def problem(
+    status: int, title: str, detail: str, type_: str = "about:blank", **extra: Any
+) -> Response[dict[str, Any]]:
+    body: dict[str, Any] = {"type": type_, "title": title, "status": status, "detail": detail}
+    body.update(extra)
+    headers = {"WWW-Authenticate": 'Bearer realm="tenantry"'} if status == 401 else None
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _tenantry_error(request: Request[Any, Any, Any], exc: TenantryError) -> Response[Any]:
+    return problem(
+        exc.status_code, exc.title, exc.detail, exc.problem_type, instance=request.url.path
+    )
+
+
+def _validation_error(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+    errors = exc.extra if isinstance(exc.extra, list) else []
+    messages = [str(e.get("message")) for e in errors if isinstance(e, dict) and e.get("message")]
+    detail = "; ".join(messages) or exc.detail
+    return problem(
+        400,
+        "Invalid request",
+        detail,
+        "https://tenantry.dev/problems/invalid-request",
+        instance=request.url.path,
+        errors=errors,
+    )
+
+
+def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
+    detail = exc.detail
+    if exc.status_code == 404 and detail in ("Not Found", ""):
+        detail = f"no such resource: {request.url.path}"
+    return problem(exc.status_code, title, detail, instance=request.url.path)
+
+
+def _unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem(
+        HTTP_500_INTERNAL_SERVER_ERROR,
+        "Internal error",
+        "the control plane failed to handle this request; see its log",
+        instance=request.url.path,
+    )
+
+
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    TenantryError: _tenantry_error,
+    ValidationException: _validation_error,
+    HTTPException: _http_error,
+    Exception: _unexpected_error,
+}

@@ -1,0 +1,154 @@
+"""Controllers of ``/api/v1/tenants``: tenants, their events and gateway keys."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar.params import Parameter
+from litestar.response import ServerSentEvent, ServerSentEventMessage
+from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
+
+from control_plane.api.auth import require_admin
+from control_plane.tenants.events import EventSignal
+from control_plane.tenants.keys import GatewayKeyService
+from control_plane.tenants.schemas import (
+    CreatedGatewayKey,
+    GatewayKeyCreate,
+    GatewayKeyRead,
+    TenantCreate,
+    TenantCreated,
+    TenantEventRead,
+    TenantPage,
+    TenantRead,
+    TenantUpdate,
+)
+from control_plane.tenants.service import TenantService
+from control_plane.tenants.states import TenantState
+
+KEEPALIVE_SECONDS = 15.0
+
+
+class TenantController(Controller):
+    path = "/api/v1/tenants"
+    guards = [require_admin]
+    tags = ["tenants"]
+
+    @post("/", status_code=HTTP_202_ACCEPTED)
+    async def create_tenant(
+        self,
+        data: TenantCreate,
+        tenants: TenantService,
+        idempotency_key: Annotated[
+            str | None, Parameter(header="Idempotency-Key", required=False, max_length=255)
+        ] = None,
+    ) -> TenantCreated:
+        """Create a tenant; its gateway is provisioned in the background (state provisioning)."""
+        return await tenants.create(data, idempotency_key)
+
+    @get("/")
+    async def list_tenants(
+        self,
+        tenants: TenantService,
+        state_filter: Annotated[TenantState | None, Parameter(query="state")] = None,
+        limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
+        cursor: str | None = None,
+    ) -> TenantPage:
+        """Tenants in creation order; pass ``next_cursor`` back as ``cursor`` for the next page."""
+        return await tenants.page(state_filter, limit, cursor)
+
+    @get("/{tenant_ref:str}")
+    async def get_tenant(self, tenant_ref: str, tenants: TenantService) -> TenantRead:
+        """A tenant by id or slug."""
+        return await tenants.get(tenant_ref)
+
+    @patch("/{tenant_ref:str}")
+    async def update_tenant(
+        self, tenant_ref: str, data: TenantUpdate, tenants: TenantService
+    ) -> TenantRead:
+        """Rename, change plan, suspend (``suspended: true``) or resume a tenant."""
+        return await tenants.update(tenant_ref, data)
+
+    @delete("/{tenant_ref:str}", status_code=HTTP_202_ACCEPTED)
+    async def delete_tenant(self, tenant_ref: str, tenants: TenantService) -> TenantRead:
+        """Delete a tenant: state ``deleting``, then ``deleted`` once its gateway is gone."""
+        return await tenants.delete(tenant_ref)
+
+    @get("/{tenant_ref:str}/events")
+    async def tenant_events(
+        self,
+        request: Request[Any, Any, Any],
+        tenant_ref: str,
+        tenants: TenantService,
+        signal: EventSignal,
+        after: Annotated[int, Parameter(ge=0)] = 0,
+        limit: Annotated[int, Parameter(ge=1, le=1000)] = 500,
+    ) -> Response[Any]:
+        """The tenant's progress log; a live stream with ``Accept: text/event-stream``."""
+        tenant_id = await tenants.resolve_id(tenant_ref)
+        if "text/event-stream" not in request.headers.get("accept", ""):
+            return Response(await tenants.events(tenant_id, after, limit))
+        resume = request.headers.get("last-event-id", "")
+        start = int(resume) if resume.isdigit() else after
+        return ServerSentEvent(_event_stream(tenants, signal, tenant_id, start))
+
+
+async def _event_stream(
+    tenants: TenantService, signal: EventSignal, tenant_id: str, after: int
+) -> AsyncIterator[ServerSentEventMessage]:
+    last = after
+    while True:
+        events = await tenants.events(tenant_id, last)
+        for event in events:
+            last = event.id
+            yield ServerSentEventMessage(
+                data=msgspec.json.encode(event).decode(), event=event.type, id=str(event.id)
+            )
+            if event.type == "tenant.deleted":
+                return
+        if not events:
+            await signal.wait(KEEPALIVE_SECONDS)
+            if not await tenants.events(tenant_id, last, limit=1):
+                yield ServerSentEventMessage(comment="keepalive")
+
+
+class GatewayKeyController(Controller):
+    path = "/api/v1/tenants/{tenant_ref:str}/gateway-keys"
+    guards = [require_admin]
+    tags = ["gateway keys"]
+
+    @post("/", status_code=HTTP_201_CREATED)
+    async def create_gateway_key(
+        self,
+        tenant_ref: str,
+        tenants: TenantService,
+        gateway_keys: GatewayKeyService,
+        data: GatewayKeyCreate | None = None,
+    ) -> CreatedGatewayKey:
+        """Create a gateway key; the value is in this response only."""
+        tenant_id = await tenants.resolve_id(tenant_ref)
+        return await gateway_keys.create(tenant_id, data or GatewayKeyCreate())
+
+    @get("/")
+    async def list_gateway_keys(
+        self, tenant_ref: str, tenants: TenantService, gateway_keys: GatewayKeyService
+    ) -> list[GatewayKeyRead]:
+        """The tenant's gateway keys, masked."""
+        return await gateway_keys.list_keys(await tenants.resolve_id(tenant_ref))
+
+    @delete("/{key_id:str}", status_code=HTTP_204_NO_CONTENT)
+    async def revoke_gateway_key(
+        self,
+        tenant_ref: str,
+        key_id: str,
+        tenants: TenantService,
+        gateway_keys: GatewayKeyService,
+    ) -> None:
+        """Revoke a key; the gateway refuses it within about a second."""
+        await gateway_keys.revoke(await tenants.resolve_id(tenant_ref), key_id)
+
+
+# Referenced so the OpenAPI schema documents the event shape.
+__all__ = ["GatewayKeyController", "TenantController", "TenantEventRead"]

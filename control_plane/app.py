@@ -1,0 +1,105 @@
+"""Builds the control plane's Litestar app and wires its services together."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.plugins.prometheus import PrometheusConfig
+
+from control_plane.api.ops import MetricsController, healthz, readyz
+from control_plane.api.problems import EXCEPTION_HANDLERS
+from control_plane.api.tenants import GatewayKeyController, TenantController
+from control_plane.db import migrate
+from control_plane.db.engine import Database
+from control_plane.identity.admin_tokens import AdminTokens
+from control_plane.reconciler import TenantReconciler
+from control_plane.runtime.base import Runtime
+from control_plane.runtime.local import LocalRuntime
+from control_plane.settings import Settings
+from control_plane.tenants.events import EventSignal
+from control_plane.tenants.keys import GatewayKeyService
+from control_plane.tenants.lifecycle import TenantLifecycle
+from control_plane.tenants.service import TenantService
+
+VERSION = "0.1.0"
+
+
+def _from_state(name: str) -> Provide:
+    def provide(state: State) -> Any:
+        return state[name]
+
+    return Provide(provide, sync_to_thread=False)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    runtime: Runtime | None = None,
+    on_first_token: Callable[[str], None] | None = None,
+) -> Litestar:
+    """The control plane app; starting it migrates the database and starts the reconciler."""
+    db = Database(settings.database_url)
+    signal = EventSignal()
+    lifecycle = TenantLifecycle(db, signal)
+    runtime = runtime or LocalRuntime(settings)
+    reconciler = TenantReconciler(
+        lifecycle,
+        runtime,
+        platform_models_url=settings.platform_models_url,
+        concurrency=settings.reconcile_concurrency,
+        resync_interval=settings.resync_interval,
+    )
+    admin_tokens = AdminTokens(db)
+    services: dict[str, Any] = {
+        "settings": settings,
+        "db": db,
+        "signal": signal,
+        "reconciler": reconciler,
+        "tenants": TenantService(db, signal, on_change=reconciler.notify),
+        "gateway_keys": GatewayKeyService(db, signal, on_change=reconciler.notify),
+        "admin_tokens": admin_tokens,
+    }
+
+    @asynccontextmanager
+    async def lifespan(_app: Litestar) -> AsyncIterator[None]:
+        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        await asyncio.to_thread(migrate.upgrade, settings.database_url)
+        token = await admin_tokens.ensure_first(settings.admin_token_file)
+        if token is not None and on_first_token is not None:
+            on_first_token(token)
+        await reconciler.start()
+        try:
+            yield
+        finally:
+            await reconciler.stop()
+            await runtime.close()
+            await db.close()
+
+    return Litestar(
+        route_handlers=[
+            TenantController,
+            GatewayKeyController,
+            healthz,
+            readyz,
+            MetricsController,
+        ],
+        dependencies={name: _from_state(name) for name in ("tenants", "gateway_keys", "signal")},
+        state=State(services),
+        lifespan=[lifespan],
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[
+            PrometheusConfig(app_name="tenantry_control_plane", group_path=True).middleware
+        ],
+        openapi_config=OpenAPIConfig(
+            title="Tenantry control plane", version=VERSION, path="/schema"
+        ),
+        logging_config=None,
+        debug=False,
+    )

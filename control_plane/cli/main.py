@@ -1,0 +1,52 @@
+"""Entry point of the ``tenantry`` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from control_plane.cli import tenants_cmd, up_cmd
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tenantry", description="Tenantry: a dedicated AI-assistant gateway per tenant."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = commands.add_parser("up", help="run the control plane (embedded default)")
+    up.add_argument("--data-dir", help="state directory (default $TENANTRY_DATA_DIR or .tenantry)")
+    up.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    up.add_argument("--port", type=int, help="port to listen on (default 8080; 0 picks one)")
+    up.set_defaults(run=up_cmd.run)
+
+    gateway = commands.add_parser(
+        "gateway", help="run one tenant gateway (started by the runtime)", add_help=False
+    )
+    gateway.add_argument("args", nargs=argparse.REMAINDER)
+    gateway.set_defaults(run=_run_gateway)
+
+    tenants_cmd.add_parser(commands)
+    return parser
+
+
+def _run_gateway(args: argparse.Namespace) -> int:
+    from tenant_gateway.cli import main as gateway_main
+
+    return gateway_main(list(args.args))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["gateway"]:  # pass every flag, --help included, to the gateway
+        from tenant_gateway.cli import main as gateway_main
+
+        return gateway_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    code: int = args.run(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

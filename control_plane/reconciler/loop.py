@@ -1,0 +1,248 @@
+"""The reconcile loop: a work queue of tenant ids, a bounded pool of workers, a resync sweep."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+from control_plane.reconciler import metrics
+from control_plane.reconciler.decisions import Action, announces_start, decide, retry_delay
+from control_plane.runtime.base import GatewaySpec, Runtime, RuntimeFailure
+from control_plane.tenants.lifecycle import TenantLifecycle, TenantSnapshot
+from control_plane.tenants.states import TenantState
+from tenant_gateway.contract import GatewayBundle
+
+log = logging.getLogger(__name__)
+
+
+class TenantReconciler:
+    def __init__(
+        self,
+        lifecycle: TenantLifecycle,
+        runtime: Runtime,
+        *,
+        platform_models_url: str | None,
+        concurrency: int = 16,
+        resync_interval: float = 5.0,
+    ) -> None:
+        self.lifecycle = lifecycle
+        self.runtime = runtime
+        self.platform_models_url = platform_models_url
+        self.concurrency = concurrency
+        self.resync_interval = resync_interval
+        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._queued: set[str] = set()
+        self._active: set[str] = set()
+        self._dirty: set[str] = set()
+        self._failures: dict[str, int] = {}
+        self._retry_at: dict[str, float] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self.started = asyncio.Event()
+
+    # -- control ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Account for every tenant, remove leftovers of deleted ones, then run the loop."""
+        await self.runtime.start(self._on_gateway_event)
+        live = await self.lifecycle.live_ids()
+        reaped = await self.runtime.reap(set(live))
+        if reaped:
+            log.warning("removed %d gateway(s) of tenants that no longer exist", len(reaped))
+        for tenant_id in live:
+            self.notify(tenant_id)
+        self._tasks = [
+            asyncio.create_task(self._worker(), name=f"reconcile-worker-{n}")
+            for n in range(self.concurrency)
+        ]
+        self._tasks.append(asyncio.create_task(self._resync(), name="reconcile-resync"))
+        self.started.set()
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    def notify(self, tenant_id: str) -> None:
+        """Ask for a reconcile pass of ``tenant_id`` soon; cheap and idempotent."""
+        if tenant_id in self._active:
+            self._dirty.add(tenant_id)
+        elif tenant_id not in self._queued:
+            self._queued.add(tenant_id)
+            self._queue.put_nowait(tenant_id)
+
+    # -- loop ------------------------------------------------------------------------------
+
+    async def _worker(self) -> None:
+        while True:
+            tenant_id = await self._queue.get()
+            self._queued.discard(tenant_id)
+            self._active.add(tenant_id)
+            try:
+                await self.reconcile(tenant_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("reconcile of tenant %s failed unexpectedly", tenant_id)
+                self._schedule_retry(tenant_id)
+            finally:
+                self._active.discard(tenant_id)
+            if tenant_id in self._dirty:
+                self._dirty.discard(tenant_id)
+                self.notify(tenant_id)
+
+    async def _resync(self) -> None:
+        while True:
+            await asyncio.sleep(self.resync_interval)
+            try:
+                now = time.monotonic()
+                for tenant_id in await self.lifecycle.unsettled_ids():
+                    if self._retry_at.get(tenant_id, 0.0) <= now:
+                        self.notify(tenant_id)
+                counts = await self.lifecycle.counts_by_state()
+                for state in TenantState:
+                    metrics.TENANTS.labels(state=str(state)).set(counts.get(str(state), 0))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("reconcile resync failed")
+
+    def _schedule_retry(self, tenant_id: str) -> float:
+        failures = self._failures.get(tenant_id, 0) + 1
+        self._failures[tenant_id] = failures
+        delay = retry_delay(failures)
+        self._retry_at[tenant_id] = time.monotonic() + delay
+        return delay
+
+    def _settled(self, tenant_id: str) -> None:
+        self._failures.pop(tenant_id, None)
+        self._retry_at.pop(tenant_id, None)
+
+    # -- one pass --------------------------------------------------------------------------
+
+    async def reconcile(self, tenant_id: str) -> None:
+        tenant = await self.lifecycle.snapshot(tenant_id)
+        if tenant is None:
+            return
+        action = decide(tenant)
+        if action is Action.NONE:
+            return
+        try:
+            if action is Action.REMOVE:
+                await self._remove(tenant)
+            elif action is Action.STOP:
+                await self._suspend(tenant)
+            else:
+                await self._run(tenant)
+        except RuntimeFailure as exc:
+            metrics.RECONCILES.labels(action=str(action), result="failed").inc()
+            delay = self._schedule_retry(tenant_id)
+            if action is Action.REMOVE:
+                await self.lifecycle.note(
+                    tenant_id, "tenant.delete_failed", f"{exc.reason}; retrying in {delay:g}s"
+                )
+            else:
+                await self.lifecycle.record(
+                    tenant_id,
+                    tenant.generation,
+                    state=TenantState.FAILED,
+                    reason=exc.reason,
+                    observed=False,
+                    event_type="tenant.failed",
+                    message=f"{exc.reason}; retrying in {delay:g}s",
+                )
+            return
+        metrics.RECONCILES.labels(action=str(action), result="ok").inc()
+        self._settled(tenant_id)
+
+    async def _run(self, tenant: TenantSnapshot) -> None:
+        if announces_start(tenant):
+            await self.lifecycle.record(
+                tenant.id,
+                tenant.generation,
+                state=TenantState.PROVISIONING,
+                observed=False,
+                event_type="tenant.provisioning",
+                message="starting gateway",
+            )
+        elif tenant.state == TenantState.PROVISIONING:
+            await self.lifecycle.note(tenant.id, "gateway.starting", "starting gateway")
+        started = time.perf_counter()
+        status = await self.runtime.ensure_running(self._spec(tenant))
+        if not status.adopted and tenant.state != TenantState.RUNNING:
+            metrics.PROVISION_SECONDS.observe(time.perf_counter() - started)
+        how = "adopted running gateway" if status.adopted else "gateway ready"
+        await self.lifecycle.record(
+            tenant.id,
+            tenant.generation,
+            state=TenantState.RUNNING,
+            endpoint=status.endpoint,
+            event_type="tenant.running",
+            message=f"{how} at {status.endpoint}",
+            endpoint_url=status.endpoint,
+        )
+
+    async def _suspend(self, tenant: TenantSnapshot) -> None:
+        await self.runtime.stop(tenant.id)
+        await self.lifecycle.record(
+            tenant.id,
+            tenant.generation,
+            state=TenantState.SUSPENDED,
+            endpoint=None,
+            event_type="tenant.suspended",
+            message="gateway stopped; data kept",
+        )
+
+    async def _remove(self, tenant: TenantSnapshot) -> None:
+        await self.runtime.remove(tenant.id)
+        await self.lifecycle.record(
+            tenant.id,
+            tenant.generation,
+            state=TenantState.DELETED,
+            endpoint=None,
+            event_type="tenant.deleted",
+            message="gateway stopped and removed",
+        )
+
+    def _spec(self, tenant: TenantSnapshot) -> GatewaySpec:
+        return GatewaySpec(
+            tenant_id=tenant.id,
+            slug=tenant.slug,
+            bundle=GatewayBundle(
+                tenant_id=tenant.id,
+                tenant_slug=tenant.slug,
+                keys=list(tenant.keys),
+                platform_models_url=self.platform_models_url,
+            ),
+        )
+
+    # -- what gateways do on their own -----------------------------------------------------
+
+    async def _on_gateway_event(
+        self, tenant_id: str, event_type: str, message: str, data: dict[str, Any]
+    ) -> None:
+        metrics.GATEWAY_EVENTS.labels(type=event_type).inc()
+        if event_type == "gateway.crash_looping":
+            tenant = await self.lifecycle.snapshot(tenant_id)
+            if tenant is None or decide(tenant) is not Action.RUN:
+                return
+            delay = self._schedule_retry(tenant_id)
+            await self.lifecycle.record(
+                tenant_id,
+                tenant.generation,
+                state=TenantState.FAILED,
+                reason=message,
+                observed=False,
+                event_type="tenant.failed",
+                message=f"{message}; retrying in {delay:g}s",
+                **data,
+            )
+            return
+        await self.lifecycle.note(tenant_id, event_type, message, **data)
+        if event_type == "gateway.restarted":
+            self.notify(tenant_id)  # records the endpoint if the port changed

@@ -1,0 +1,346 @@
+"""Runs, watches, adopts and stops gateway child processes for the embedded default.
+
+Each tenant's gateway is supervised by a monitor task: when the process dies unasked, the
+monitor restarts it with exponential backoff, and after ``max_restarts`` crashes within
+``restart_window`` it gives up and reports ``gateway.crash_looping`` (the reconciler marks the
+tenant failed and retries later). Gateways run in their own session, so they outlive a
+control plane that is killed; the next control plane adopts them after checking that
+``/readyz`` names the right tenant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from control_plane.runtime.base import (
+    GatewayListener,
+    GatewaySpec,
+    GatewayStatus,
+    RuntimeFailure,
+)
+from control_plane.runtime.local import processes
+from control_plane.settings import Settings
+from tenant_gateway.contract import LOG_FILE, STATE_FILE, GatewayState, Readiness
+
+log = logging.getLogger(__name__)
+
+EXIT_ALREADY_RUNNING = 75
+_POLL = 0.02
+
+
+async def _no_listener(_tenant_id: str, _type: str, _message: str, _data: dict[str, Any]) -> None:
+    return None
+
+
+class _Gateway:
+    """One tenant's gateway as the runtime tracks it."""
+
+    def __init__(self, tenant_id: str, runtime_dir: Path, data_dir: Path) -> None:
+        self.tenant_id = tenant_id
+        self.runtime_dir = runtime_dir
+        self.data_dir = data_dir
+        self.process: asyncio.subprocess.Process | None = None
+        self.pid: int | None = None
+        self.port: int | None = None
+        self.wanted = False
+        self.monitor: asyncio.Task[None] | None = None
+        self.crashes: collections.deque[float] = collections.deque()
+        self.lock = asyncio.Lock()
+
+    def alive(self) -> bool:
+        if self.process is not None:
+            return self.process.returncode is None
+        return self.pid is not None and processes.pid_alive(self.pid)
+
+    async def wait_exit(self) -> int | None:
+        """Until the process ends; its exit code when it was our child."""
+        if self.process is not None:
+            return await self.process.wait()
+        while self.pid is not None and processes.pid_alive(self.pid):
+            await asyncio.sleep(0.5)
+        return None
+
+
+class LocalRuntime:
+    def __init__(self, settings: Settings, *, gateway_command: list[str] | None = None) -> None:
+        self.settings = settings
+        self.config = settings.local
+        self.command = gateway_command or [sys.executable, "-m", "tenant_gateway"]
+        self._gateways: dict[str, _Gateway] = {}
+        self._listener: GatewayListener = _no_listener
+        self._http = httpx.AsyncClient(timeout=httpx.Timeout(2.0), trust_env=False)
+
+    # -- paths and bookkeeping -------------------------------------------------------------
+
+    def _gateway(self, tenant_id: str) -> _Gateway:
+        gateway = self._gateways.get(tenant_id)
+        if gateway is None:
+            gateway = _Gateway(
+                tenant_id,
+                self.settings.gateways_dir / tenant_id,
+                self.settings.volumes_dir / tenant_id,
+            )
+            self._gateways[tenant_id] = gateway
+        return gateway
+
+    def _endpoint(self, port: int) -> str:
+        host = self.config.gateway_host
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{port}"
+
+    # -- Runtime interface -----------------------------------------------------------------
+
+    async def start(self, listener: GatewayListener) -> None:
+        self._listener = listener
+        self.settings.gateways_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.settings.volumes_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    async def ensure_running(self, spec: GatewaySpec) -> GatewayStatus:
+        gateway = self._gateway(spec.tenant_id)
+        async with gateway.lock:
+            await asyncio.to_thread(processes.write_bundle, gateway.runtime_dir, spec.bundle)
+            gateway.wanted = True
+            if gateway.alive() and gateway.port is not None:
+                self._watch(gateway)
+                return GatewayStatus(
+                    tenant_id=spec.tenant_id, endpoint=self._endpoint(gateway.port)
+                )
+            gateway.crashes.clear()
+            adopted = await self._adopt(gateway)
+            if not adopted:
+                await self._spawn(gateway)
+            self._watch(gateway)
+            assert gateway.port is not None
+            return GatewayStatus(
+                tenant_id=spec.tenant_id, endpoint=self._endpoint(gateway.port), adopted=adopted
+            )
+
+    async def stop(self, tenant_id: str) -> None:
+        gateway = self._gateway(tenant_id)
+        gateway.wanted = False
+        async with gateway.lock:
+            await self._cancel_monitor(gateway)
+            await self._terminate(gateway)
+
+    async def remove(self, tenant_id: str) -> None:
+        await self.stop(tenant_id)
+        gateway = self._gateways.pop(tenant_id)
+        await asyncio.to_thread(shutil.rmtree, gateway.runtime_dir, True)
+        if not self.config.retain_data:
+            await asyncio.to_thread(shutil.rmtree, gateway.data_dir, True)
+
+    async def reap(self, live_tenant_ids: set[str]) -> list[str]:
+        reaped: list[str] = []
+        if not self.settings.gateways_dir.exists():
+            return reaped
+        for entry in sorted(self.settings.gateways_dir.iterdir()):
+            if entry.is_dir() and entry.name not in live_tenant_ids:
+                log.warning("removing gateway of unknown tenant %s", entry.name)
+                await self.remove(entry.name)
+                reaped.append(entry.name)
+        return reaped
+
+    async def close(self) -> None:
+        gateways = list(self._gateways.values())
+        for gateway in gateways:
+            await self._cancel_monitor(gateway)
+        if self.config.stop_gateways_on_exit:
+            await asyncio.gather(*(self._terminate(g) for g in gateways), return_exceptions=True)
+        await self._http.aclose()
+
+    # -- starting and adopting -------------------------------------------------------------
+
+    async def _adopt(self, gateway: _Gateway) -> bool:
+        """Take over a gateway that is already running for this tenant, if there is one."""
+        if not await asyncio.to_thread(processes.lock_held, gateway.runtime_dir):
+            return False
+        # A gateway holds the lock: it runs, or is still starting (its control plane died
+        # mid-spawn). Wait for it to report ready rather than start a second one.
+        state = await self._await_ready(gateway, process=None)
+        gateway.process = None
+        gateway.pid = state.pid
+        gateway.port = state.port
+        log.info("adopted gateway of tenant %s (pid %s)", gateway.tenant_id, state.pid)
+        return True
+
+    async def _spawn(self, gateway: _Gateway) -> None:
+        gateway.runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        gateway.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        previous = processes.read_state(gateway.runtime_dir)
+        with contextlib.suppress(FileNotFoundError):
+            (gateway.runtime_dir / STATE_FILE).unlink()
+        # Ask for the port it had, so the tenant's endpoint survives restarts.
+        preferred = gateway.port or (previous.port if previous else 0)
+        argv = [
+            *self.command,
+            "--runtime-dir",
+            str(gateway.runtime_dir),
+            "--data-dir",
+            str(gateway.data_dir),
+            "--host",
+            self.config.gateway_host,
+            "--port",
+            str(preferred),
+        ]
+        with (gateway.runtime_dir / LOG_FILE).open("ab") as log_file:
+            process = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=log_file,
+                start_new_session=True,
+                env=_gateway_environment(),
+            )
+        gateway.process = process
+        gateway.pid = process.pid
+        try:
+            state = await self._await_ready(gateway, process=process)
+        except RuntimeFailure:
+            if process.returncode == EXIT_ALREADY_RUNNING:
+                gateway.process = None
+                if await self._adopt(gateway):
+                    return
+            await self._terminate(gateway)
+            raise
+        gateway.port = state.port
+
+    async def _await_ready(
+        self, gateway: _Gateway, process: asyncio.subprocess.Process | None
+    ) -> GatewayState:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.ready_timeout
+        while True:
+            if process is not None and process.returncode is not None:
+                tail = processes.log_tail(gateway.runtime_dir)
+                raise RuntimeFailure(
+                    f"gateway exited with code {process.returncode} while starting"
+                    + (f": {tail.splitlines()[-1]}" if tail else "")
+                )
+            state = processes.read_state(gateway.runtime_dir)
+            if state is not None and (process is None or state.pid == process.pid):
+                if await self._ready(state, gateway.tenant_id):
+                    return state
+            elif process is None and not processes.lock_held(gateway.runtime_dir):
+                raise RuntimeFailure("gateway stopped while being adopted")
+            if loop.time() >= deadline:
+                raise RuntimeFailure(
+                    f"gateway did not become ready within {self.config.ready_timeout:g}s"
+                )
+            await asyncio.sleep(_POLL)
+
+    async def _ready(self, state: GatewayState, tenant_id: str) -> bool:
+        host = state.host if state.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        try:
+            response = await self._http.get(f"http://{host}:{state.port}/readyz")
+        except httpx.HTTPError:
+            return False
+        if response.status_code != 200:
+            return False
+        try:
+            readiness = Readiness(**response.json())
+        except (ValueError, TypeError):
+            return False
+        return readiness.tenant_id == tenant_id
+
+    # -- supervision -----------------------------------------------------------------------
+
+    def _watch(self, gateway: _Gateway) -> None:
+        if gateway.monitor is None or gateway.monitor.done():
+            gateway.monitor = asyncio.create_task(
+                self._monitor(gateway), name=f"gateway-monitor-{gateway.tenant_id}"
+            )
+
+    async def _monitor(self, gateway: _Gateway) -> None:
+        while gateway.wanted:
+            code = await gateway.wait_exit()
+            if not gateway.wanted:
+                return
+            reason = f"gateway exited with code {code}" if code is not None else "gateway exited"
+            tail = processes.log_tail(gateway.runtime_dir, lines=5)
+            while gateway.wanted:
+                now = time.monotonic()
+                gateway.crashes.append(now)
+                while gateway.crashes and now - gateway.crashes[0] > self.config.restart_window:
+                    gateway.crashes.popleft()
+                if len(gateway.crashes) >= self.config.max_restarts:
+                    gateway.wanted = False
+                    await self._listener(
+                        gateway.tenant_id,
+                        "gateway.crash_looping",
+                        f"gateway crashed {len(gateway.crashes)} times within "
+                        f"{self.config.restart_window:g}s; last: {reason}",
+                        {"log_tail": tail},
+                    )
+                    return
+                delay = min(0.5 * 2 ** (len(gateway.crashes) - 1), 30.0)
+                await self._listener(
+                    gateway.tenant_id,
+                    "gateway.crashed",
+                    f"{reason}; restarting in {delay:g}s",
+                    {"exit_code": code, "log_tail": tail},
+                )
+                await asyncio.sleep(delay)
+                try:
+                    async with gateway.lock:
+                        if not gateway.wanted:
+                            return
+                        await self._spawn(gateway)
+                except RuntimeFailure as exc:
+                    reason = exc.reason
+                    code = None
+                    continue
+                await self._listener(
+                    gateway.tenant_id,
+                    "gateway.restarted",
+                    f"gateway restarted on port {gateway.port}",
+                    {"endpoint": self._endpoint(gateway.port or 0)},
+                )
+                break
+
+    async def _cancel_monitor(self, gateway: _Gateway) -> None:
+        task, gateway.monitor = gateway.monitor, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _terminate(self, gateway: _Gateway) -> None:
+        pids = set(await asyncio.to_thread(processes.gateway_pids, gateway.runtime_dir))
+        if gateway.pid is not None and gateway.alive():
+            pids.add(gateway.pid)
+        await asyncio.gather(*(processes.terminate(pid, self.config.stop_timeout) for pid in pids))
+        if gateway.process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                await gateway.process.wait()
+        gateway.process = None
+        gateway.pid = None
+
+
+def _gateway_environment() -> dict[str, str]:
+    """The environment a gateway inherits: ours minus every control-plane setting.
+
+    A gateway gets what it needs through its bundle; it must never see the control plane's
+    database URL, key ring or tokens.
+    """
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("TENANTRY_") or name.startswith("TENANTRY_GATEWAY_")
+    }

@@ -1,0 +1,182 @@
+"""Typed settings, read once at start from ``TENANTRY_*`` variables and command-line flags.
+
+A wrong value raises :class:`~control_plane.errors.SettingsError` naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from control_plane.errors import SettingsError
+
+RuntimeKind = Literal["local", "kubernetes"]
+
+
+@dataclass(frozen=True)
+class LocalRuntimeSettings:
+    """How the embedded default runs gateways as child processes."""
+
+    gateway_host: str = "127.0.0.1"
+    """Address gateways bind to and the host part of their endpoints."""
+    retain_data: bool = False
+    """Keep a deleted tenant's memory volume (data dir) instead of removing it."""
+    ready_timeout: float = 60.0
+    """Seconds a new gateway has to answer ``/readyz`` before the start counts as failed."""
+    stop_timeout: float = 10.0
+    """Seconds between SIGTERM and SIGKILL when stopping a gateway."""
+    max_restarts: int = 5
+    """Crashes within ``restart_window`` after which a gateway is declared crash-looping."""
+    restart_window: float = 120.0
+    stop_gateways_on_exit: bool = True
+    """Stop every gateway when the control plane shuts down cleanly (kill -9 leaves them,
+    and the next start adopts them)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    host: str = "127.0.0.1"
+    port: int = 8080
+    runtime: RuntimeKind = "local"
+    platform_models_url: str | None = None
+    redis_url: str | None = None
+    log_level: str = "info"
+    reconcile_concurrency: int = 16
+    """Tenants reconciled at once."""
+    resync_interval: float = 5.0
+    """Seconds between full passes that pick up anything a notification missed."""
+    local: LocalRuntimeSettings = field(default_factory=LocalRuntimeSettings)
+
+    @property
+    def gateways_dir(self) -> Path:
+        return self.data_dir / "gateways"
+
+    @property
+    def volumes_dir(self) -> Path:
+        return self.data_dir / "volumes"
+
+    @property
+    def admin_token_file(self) -> Path:
+        return self.data_dir / "admin-token"
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise SettingsError(name, f"expected true or false, got {raw!r}")
+
+
+def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float) -> float:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(name, f"expected a number, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(name, f"must be at least {minimum:g}, got {raw!r}")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int, maximum: int) -> int:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(name, f"expected an integer, got {raw!r}") from None
+    if not minimum <= value <= maximum:
+        raise SettingsError(name, f"must be between {minimum} and {maximum}, got {value}")
+    return value
+
+
+def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in schemes or not (parts.netloc or parts.path):
+        raise SettingsError(name, f"expected a URL starting with {' or '.join(schemes)}")
+    return raw.rstrip("/")
+
+
+def normalize_database_url(url: str, variable: str = "TENANTRY_DATABASE_URL") -> str:
+    """Accept ``sqlite:///…`` and ``postgresql://…`` and name the async driver we use."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise SettingsError(variable, "expected a URL such as postgresql://user@host/db")
+    base = scheme.split("+", 1)[0]
+    if base == "sqlite":
+        return f"sqlite+aiosqlite://{rest}"
+    if base in ("postgresql", "postgres"):
+        return f"postgresql+psycopg://{rest}"
+    raise SettingsError(variable, f"unsupported database {scheme!r}; use sqlite or postgresql")
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None,
+    *,
+    data_dir: str | None = None,
+    host: str | None = None,
+    port: int | None = None,
+) -> Settings:
+    """Build settings from the environment; flags given here win over variables."""
+    env = os.environ if env is None else env
+    root = Path(data_dir or env.get("TENANTRY_DATA_DIR") or ".tenantry").expanduser().resolve()
+    db_raw = env.get("TENANTRY_DATABASE_URL", "").strip() or f"sqlite:///{root / 'tenantry.db'}"
+    runtime = env.get("TENANTRY_RUNTIME", "local").strip() or "local"
+    if runtime not in ("local", "kubernetes"):
+        raise SettingsError("TENANTRY_RUNTIME", f"expected local or kubernetes, got {runtime!r}")
+    if runtime == "kubernetes":
+        raise SettingsError(
+            "TENANTRY_RUNTIME", "the kubernetes runtime is not available in this release; use local"
+        )
+    log_level = env.get("TENANTRY_LOG_LEVEL", "info").strip().lower()
+    if log_level not in ("debug", "info", "warning", "error"):
+        raise SettingsError(
+            "TENANTRY_LOG_LEVEL", f"expected debug, info, warning or error, got {log_level!r}"
+        )
+    local = LocalRuntimeSettings(
+        gateway_host=env.get("TENANTRY_LOCAL_GATEWAY_HOST", "127.0.0.1").strip() or "127.0.0.1",
+        retain_data=_bool(env, "TENANTRY_LOCAL_RETAIN_DATA", False),
+        ready_timeout=_number(env, "TENANTRY_LOCAL_READY_TIMEOUT", 60.0, minimum=1.0),
+        stop_timeout=_number(env, "TENANTRY_LOCAL_STOP_TIMEOUT", 10.0, minimum=0.1),
+        max_restarts=_int(env, "TENANTRY_LOCAL_MAX_RESTARTS", 5, minimum=1, maximum=1000),
+        restart_window=_number(env, "TENANTRY_LOCAL_RESTART_WINDOW", 120.0, minimum=1.0),
+        stop_gateways_on_exit=_bool(env, "TENANTRY_LOCAL_STOP_GATEWAYS_ON_EXIT", True),
+    )
+    return Settings(
+        data_dir=root,
+        database_url=normalize_database_url(db_raw),
+        host=host or env.get("TENANTRY_HOST", "127.0.0.1"),
+        port=port
+        if port is not None
+        else _int(env, "TENANTRY_PORT", 8080, minimum=0, maximum=65535),
+        runtime="local",
+        platform_models_url=_url(env, "TENANTRY_PLATFORM_MODELS_URL", ("http", "https")),
+        redis_url=_url(env, "TENANTRY_REDIS_URL", ("redis", "rediss", "unix")),
+        log_level=log_level,
+        reconcile_concurrency=_int(
+            env, "TENANTRY_RECONCILE_CONCURRENCY", 16, minimum=1, maximum=1024
+        ),
+        resync_interval=_number(env, "TENANTRY_RESYNC_INTERVAL", 5.0, minimum=0.1),
+        local=local,
+    )
