@@ -43,8 +43,12 @@ def create_app(
     *,
     runtime: Runtime | None = None,
     on_first_token: Callable[[str], None] | None = None,
+    reconcile: bool = True,
 ) -> Litestar:
-    """The control plane app; starting it migrates the database and starts the reconciler."""
+    """The control plane app; starting it migrates the database and starts the reconciler.
+
+    ``reconcile=False`` serves the API without acting on tenants (API-only tests, tooling).
+    """
     db = Database(settings.database_url)
     signal = EventSignal()
     lifecycle = TenantLifecycle(db, signal)
@@ -74,7 +78,10 @@ def create_app(
         token = await admin_tokens.ensure_first(settings.admin_token_file)
         if token is not None and on_first_token is not None:
             on_first_token(token)
-        await reconciler.start()
+        if reconcile:
+            await reconciler.start()
+        else:
+            reconciler.started.set()
         try:
             yield
         finally:

@@ -7,7 +7,8 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 
@@ -39,10 +40,10 @@ class TenantController(Controller):
     @post("/", status_code=HTTP_202_ACCEPTED)
     async def create_tenant(
         self,
-        data: TenantCreate,
-        tenants: TenantService,
+        data: JSONBody[TenantCreate],
+        tenants: NamedDependency[TenantService],
         idempotency_key: Annotated[
-            str | None, Parameter(header="Idempotency-Key", required=False, max_length=255)
+            str | None, HeaderParameter(name="Idempotency-Key", required=False, max_length=255)
         ] = None,
     ) -> TenantCreated:
         """Create a tenant; its gateway is provisioned in the background (state provisioning)."""
@@ -51,28 +52,35 @@ class TenantController(Controller):
     @get("/")
     async def list_tenants(
         self,
-        tenants: TenantService,
-        state_filter: Annotated[TenantState | None, Parameter(query="state")] = None,
-        limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
-        cursor: str | None = None,
+        tenants: NamedDependency[TenantService],
+        state_filter: Annotated[TenantState | None, QueryParameter(name="state")] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
+        cursor: FromQuery[str | None] = None,
     ) -> TenantPage:
         """Tenants in creation order; pass ``next_cursor`` back as ``cursor`` for the next page."""
         return await tenants.page(state_filter, limit, cursor)
 
     @get("/{tenant_ref:str}")
-    async def get_tenant(self, tenant_ref: str, tenants: TenantService) -> TenantRead:
+    async def get_tenant(
+        self, tenant_ref: FromPath[str], tenants: NamedDependency[TenantService]
+    ) -> TenantRead:
         """A tenant by id or slug."""
         return await tenants.get(tenant_ref)
 
     @patch("/{tenant_ref:str}")
     async def update_tenant(
-        self, tenant_ref: str, data: TenantUpdate, tenants: TenantService
+        self,
+        tenant_ref: FromPath[str],
+        data: JSONBody[TenantUpdate],
+        tenants: NamedDependency[TenantService],
     ) -> TenantRead:
         """Rename, change plan, suspend (``suspended: true``) or resume a tenant."""
         return await tenants.update(tenant_ref, data)
 
     @delete("/{tenant_ref:str}", status_code=HTTP_202_ACCEPTED)
-    async def delete_tenant(self, tenant_ref: str, tenants: TenantService) -> TenantRead:
+    async def delete_tenant(
+        self, tenant_ref: FromPath[str], tenants: NamedDependency[TenantService]
+    ) -> TenantRead:
         """Delete a tenant: state ``deleting``, then ``deleted`` once its gateway is gone."""
         return await tenants.delete(tenant_ref)
 
@@ -80,11 +88,11 @@ class TenantController(Controller):
     async def tenant_events(
         self,
         request: Request[Any, Any, Any],
-        tenant_ref: str,
-        tenants: TenantService,
-        signal: EventSignal,
-        after: Annotated[int, Parameter(ge=0)] = 0,
-        limit: Annotated[int, Parameter(ge=1, le=1000)] = 500,
+        tenant_ref: FromPath[str],
+        tenants: NamedDependency[TenantService],
+        signal: NamedDependency[EventSignal],
+        after: Annotated[int, QueryParameter(ge=0)] = 0,
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 500,
     ) -> Response[Any]:
         """The tenant's progress log; a live stream with ``Accept: text/event-stream``."""
         tenant_id = await tenants.resolve_id(tenant_ref)
@@ -122,10 +130,10 @@ class GatewayKeyController(Controller):
     @post("/", status_code=HTTP_201_CREATED)
     async def create_gateway_key(
         self,
-        tenant_ref: str,
-        tenants: TenantService,
-        gateway_keys: GatewayKeyService,
-        data: GatewayKeyCreate | None = None,
+        tenant_ref: FromPath[str],
+        tenants: NamedDependency[TenantService],
+        gateway_keys: NamedDependency[GatewayKeyService],
+        data: JSONBody[GatewayKeyCreate | None] = None,
     ) -> CreatedGatewayKey:
         """Create a gateway key; the value is in this response only."""
         tenant_id = await tenants.resolve_id(tenant_ref)
@@ -133,7 +141,10 @@ class GatewayKeyController(Controller):
 
     @get("/")
     async def list_gateway_keys(
-        self, tenant_ref: str, tenants: TenantService, gateway_keys: GatewayKeyService
+        self,
+        tenant_ref: FromPath[str],
+        tenants: NamedDependency[TenantService],
+        gateway_keys: NamedDependency[GatewayKeyService],
     ) -> list[GatewayKeyRead]:
         """The tenant's gateway keys, masked."""
         return await gateway_keys.list_keys(await tenants.resolve_id(tenant_ref))
@@ -141,10 +152,10 @@ class GatewayKeyController(Controller):
     @delete("/{key_id:str}", status_code=HTTP_204_NO_CONTENT)
     async def revoke_gateway_key(
         self,
-        tenant_ref: str,
-        key_id: str,
-        tenants: TenantService,
-        gateway_keys: GatewayKeyService,
+        tenant_ref: FromPath[str],
+        key_id: FromPath[str],
+        tenants: NamedDependency[TenantService],
+        gateway_keys: NamedDependency[GatewayKeyService],
     ) -> None:
         """Revoke a key; the gateway refuses it within about a second."""
         await gateway_keys.revoke(await tenants.resolve_id(tenant_ref), key_id)
