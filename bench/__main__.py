@@ -298,8 +298,9 @@ def main() -> int:
     if args.write:
         RESULTS.write_text(
             "# Benchmark results\n\nLatest run of `task bench` "
-            "(figures are medians/p95 of one run; goals from the issues: provisioning p50 < 1.0 s, idle gateway RSS < 60 MiB, zero "
-            "failures provisioning 100 tenants at once).\n\n" + "\n".join(lines) + "\n"
+            "(figures are medians/p95 of one run; goals from the issues: "
+            "provisioning p50 < 1.0 s, idle gateway RSS < 60 MiB, "
+            "zero failures provisioning 100 tenants at once).\n\n" + "\n".join(lines) + "\n"
         )
     return 0
 
