@@ -231,6 +231,7 @@ class TenantService:
             if not row.delete_requested:
                 row.delete_requested = True
                 row.state = TenantState.DELETING
+                row.reason = None
                 row.generation += 1
                 row.updated_at = utcnow()
                 append_event(session, row.id, "tenant.deleting", "deletion requested")
