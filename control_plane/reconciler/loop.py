@@ -176,6 +176,10 @@ class TenantReconciler:
         status = await self.runtime.ensure_running(self._spec(tenant))
         if not status.adopted and tenant.state != TenantState.RUNNING:
             metrics.PROVISION_SECONDS.observe(time.perf_counter() - started)
+        if status.adopted:
+            await self.lifecycle.note(
+                tenant.id, "gateway.adopted", f"adopted the gateway running at {status.endpoint}"
+            )
         how = "adopted running gateway" if status.adopted else "gateway ready"
         await self.lifecycle.record(
             tenant.id,

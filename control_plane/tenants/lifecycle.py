@@ -92,7 +92,7 @@ class TenantLifecycle:
             rows = await session.execute(
                 select(TenantRow.state, func.count()).group_by(TenantRow.state)
             )
-            return dict(rows.tuples())
+            return {str(state): int(count) for state, count in rows}
 
     async def record(
         self,

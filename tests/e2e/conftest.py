@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from control_plane.runtime.local.processes import gateway_pids, pid_alive
+from tests.doubles.openai_upstream import openai_upstream
 from tests.waiting import eventually_sync
 
 
@@ -80,6 +81,13 @@ class ControlPlaneProcess:
         if not gateways.exists():
             return {}
         return {d.name: gateway_pids(d) for d in gateways.iterdir() if gateway_pids(d)}
+
+
+@pytest.fixture
+def upstream_url() -> Iterator[str]:
+    """An OpenAI-compatible model server on 127.0.0.1 (echoes the last user message)."""
+    with openai_upstream() as upstream:
+        yield upstream.url
 
 
 @pytest.fixture

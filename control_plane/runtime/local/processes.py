@@ -118,6 +118,79 @@ def log_tail(runtime_dir: Path, lines: int = 10) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
+def spawn(argv: list[str], log_path: Path, env: dict[str, str]) -> int:
+    """Start ``argv`` in a new session with stdout and stderr appended to ``log_path``.
+
+    ``posix_spawn`` leaves no ``Popen`` object behind: the control plane may exit and leave
+    the gateway running (to be adopted later) without the child being killed or warned about.
+    """
+    log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        return os.posix_spawnp(
+            argv[0],
+            argv,
+            env,
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_DUP2, log_fd, 1),
+                (os.POSIX_SPAWN_DUP2, log_fd, 2),
+            ],
+            setsid=True,
+        )
+    finally:
+        os.close(log_fd)
+
+
+def reap(pid: int) -> int | None:
+    """Collect a child that has ended; its exit code (negative: killed by that signal).
+
+    None when ``pid`` is not our child (an adopted gateway) or is still running.
+    """
+    try:
+        done, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return None
+    return os.waitstatus_to_exitcode(status) if done else None
+
+
+async def wait_exit(pid: int) -> int | None:
+    """Until ``pid`` ends; returns its exit code when it was our child.
+
+    Uses a pidfd (readable when the process ends), which works for children and for
+    adopted gateways alike; falls back to polling where pidfds are unavailable.
+    """
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return reap(pid)
+    except OSError:
+        while pid_alive(pid):
+            await asyncio.sleep(0.25)
+        return reap(pid)
+    loop = asyncio.get_running_loop()
+    ended: asyncio.Future[None] = loop.create_future()
+
+    def on_end() -> None:
+        if not ended.done():
+            ended.set_result(None)
+
+    loop.add_reader(pidfd, on_end)
+    try:
+        await ended
+    finally:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+    return reap(pid)
+
+
+def describe_exit(code: int | None) -> str:
+    if code is None:
+        return "gateway exited"
+    if code < 0:
+        return f"gateway was killed by signal {-code}"
+    return f"gateway exited with code {code}"
+
+
 async def terminate(pid: int, timeout: float) -> None:
     """SIGTERM, then SIGKILL if ``pid`` is still alive after ``timeout`` seconds."""
     try:
@@ -132,7 +205,7 @@ async def terminate(pid: int, timeout: float) -> None:
                 os.kill(pid, signal.SIGKILL)
             break
         await asyncio.sleep(0.02)
-    # After SIGKILL the process may linger briefly as a zombie of ours; wait it out.
     deadline = loop.time() + 5
     while pid_alive(pid) and loop.time() < deadline:
         await asyncio.sleep(0.02)
+    reap(pid)

@@ -16,7 +16,6 @@ import contextlib
 import logging
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -51,7 +50,6 @@ class _Gateway:
         self.tenant_id = tenant_id
         self.runtime_dir = runtime_dir
         self.data_dir = data_dir
-        self.process: asyncio.subprocess.Process | None = None
         self.pid: int | None = None
         self.port: int | None = None
         self.wanted = False
@@ -60,17 +58,7 @@ class _Gateway:
         self.lock = asyncio.Lock()
 
     def alive(self) -> bool:
-        if self.process is not None:
-            return self.process.returncode is None
         return self.pid is not None and processes.pid_alive(self.pid)
-
-    async def wait_exit(self) -> int | None:
-        """Until the process ends; its exit code when it was our child."""
-        if self.process is not None:
-            return await self.process.wait()
-        while self.pid is not None and processes.pid_alive(self.pid):
-            await asyncio.sleep(0.5)
-        return None
 
 
 class LocalRuntime:
@@ -171,8 +159,7 @@ class LocalRuntime:
             return False
         # A gateway holds the lock: it runs, or is still starting (its control plane died
         # mid-spawn). Wait for it to report ready rather than start a second one.
-        state = await self._await_ready(gateway, process=None)
-        gateway.process = None
+        state = await self._await_ready(gateway, pid=None)
         gateway.pid = state.pid
         gateway.port = state.port
         log.info("adopted gateway of tenant %s (pid %s)", gateway.tenant_id, state.pid)
@@ -197,45 +184,39 @@ class LocalRuntime:
             "--port",
             str(preferred),
         ]
-        with (gateway.runtime_dir / LOG_FILE).open("ab") as log_file:
-            process = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=log_file,
-                start_new_session=True,
-                env=_gateway_environment(),
-            )
-        gateway.process = process
-        gateway.pid = process.pid
+        pid = processes.spawn(argv, gateway.runtime_dir / LOG_FILE, _gateway_environment())
+        gateway.pid = pid
         try:
-            state = await self._await_ready(gateway, process=process)
+            state = await self._await_ready(gateway, pid=pid)
+        except _AlreadyRunning:
+            gateway.pid = None
+            if not await self._adopt(gateway):
+                raise RuntimeFailure("another gateway held the lock but went away") from None
+            return
         except RuntimeFailure:
-            if process.returncode == EXIT_ALREADY_RUNNING:
-                gateway.process = None
-                if await self._adopt(gateway):
-                    return
             await self._terminate(gateway)
             raise
         gateway.port = state.port
 
-    async def _await_ready(
-        self, gateway: _Gateway, process: asyncio.subprocess.Process | None
-    ) -> GatewayState:
+    async def _await_ready(self, gateway: _Gateway, pid: int | None) -> GatewayState:
+        """Until the gateway ``pid`` (or, with None, whichever holds the lock) is ready."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.ready_timeout
         while True:
-            if process is not None and process.returncode is not None:
+            if pid is not None and not processes.pid_alive(pid):
+                code = processes.reap(pid)
+                if code == EXIT_ALREADY_RUNNING:
+                    raise _AlreadyRunning
                 tail = processes.log_tail(gateway.runtime_dir)
                 raise RuntimeFailure(
-                    f"gateway exited with code {process.returncode} while starting"
+                    f"{processes.describe_exit(code)} while starting"
                     + (f": {tail.splitlines()[-1]}" if tail else "")
                 )
             state = processes.read_state(gateway.runtime_dir)
-            if state is not None and (process is None or state.pid == process.pid):
+            if state is not None and (pid is None or state.pid == pid):
                 if await self._ready(state, gateway.tenant_id):
                     return state
-            elif process is None and not processes.lock_held(gateway.runtime_dir):
+            elif pid is None and not processes.lock_held(gateway.runtime_dir):
                 raise RuntimeFailure("gateway stopped while being adopted")
             if loop.time() >= deadline:
                 raise RuntimeFailure(
@@ -268,11 +249,11 @@ class LocalRuntime:
             )
 
     async def _monitor(self, gateway: _Gateway) -> None:
-        while gateway.wanted:
-            code = await gateway.wait_exit()
+        while gateway.wanted and gateway.pid is not None:
+            code = await processes.wait_exit(gateway.pid)
             if not gateway.wanted:
                 return
-            reason = f"gateway exited with code {code}" if code is not None else "gateway exited"
+            reason = processes.describe_exit(code)
             tail = processes.log_tail(gateway.runtime_dir, lines=5)
             while gateway.wanted:
                 now = time.monotonic()
@@ -326,11 +307,11 @@ class LocalRuntime:
         if gateway.pid is not None and gateway.alive():
             pids.add(gateway.pid)
         await asyncio.gather(*(processes.terminate(pid, self.config.stop_timeout) for pid in pids))
-        if gateway.process is not None:
-            with contextlib.suppress(ProcessLookupError):
-                await gateway.process.wait()
-        gateway.process = None
         gateway.pid = None
+
+
+class _AlreadyRunning(Exception):
+    """The spawned gateway found another one holding the tenant's lock."""
 
 
 def _gateway_environment() -> dict[str, str]:

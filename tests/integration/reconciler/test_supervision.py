@@ -88,8 +88,7 @@ async def test_a_restarted_control_plane_adopts_running_gateways(
         assert running["endpoint"] == endpoint
 
         async def adopted() -> bool:
-            events = (await client.get("/api/v1/tenants/stays/events")).json()
-            return any("adopted" in e["message"] for e in events)
+            return "gateway.adopted" in await event_types(client, "stays")
 
         await eventually(adopted, timeout=30, what="adoption recorded")
         assert gateway_pid(data_dir, tenant["id"]) == pid, "adopted, not started twice"
