@@ -183,5 +183,6 @@ def test_control_plane_killed_mid_provisioning_recovers_every_tenant(
         assert victim["id"] not in cp.all_gateway_pids()
 
     # A clean stop of the control plane stops every gateway it runs.
-    assert cp.stop() == 0
+    # (uvicorn re-raises SIGTERM after its graceful shutdown, hence -SIGTERM.)
+    assert cp.stop() in (0, -signal.SIGTERM)
     assert cp.all_gateway_pids() == {}
