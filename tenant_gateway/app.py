@@ -1,0 +1,279 @@
+"""The gateway's HTTP surface: an OpenAI-compatible API for one tenant, plus probes and metrics.
+
+``create_app`` takes everything the app works with (settings, the bundle source, the
+conversation store, the model client), so tests can build several apps in one process; each
+app has its own Prometheus registry. Every error becomes a body that is at once an RFC 9457
+problem and an OpenAI error, in :func:`_gateway_error` and its siblings; errors of the model
+endpoint are passed through with their status and body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from http import HTTPStatus
+from typing import Any
+
+import msgspec
+from litestar import Litestar, Request, Response, get, post
+from litestar.connection import ASGIConnection
+from litestar.exceptions import HTTPException
+from litestar.handlers import BaseRouteHandler
+from litestar.response import Stream
+from litestar.types import ExceptionHandlersMap, Message, Scope
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from tenant_gateway.chat import CONVERSATION_HEADER, ChatService, ChatStream
+from tenant_gateway.contract import Readiness
+from tenant_gateway.keys import BundleSource
+from tenant_gateway.models import ModelClient, ModelList, UpstreamFailed
+from tenant_gateway.settings import PROBLEM_BASE, GatewayError, GatewaySettings
+from tenant_gateway.store import ConversationStore
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class GatewayMetrics:
+    """The app's Prometheus metrics, in a registry of its own."""
+
+    def __init__(self, bundles: BundleSource) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "tenant_gateway_http_requests",
+            "HTTP requests answered, by method, route and status",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.upstream_latency = Histogram(
+            "tenant_gateway_upstream_latency_seconds",
+            "Time from sending a request to the model endpoint to its response head",
+            ["endpoint"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.chat_completions = Counter(
+            "tenant_gateway_chat_completions",
+            "Chat completion requests that reached for the model endpoint, by outcome",
+            ["stream", "outcome"],
+            registry=self.registry,
+        )
+        keys = Gauge(
+            "tenant_gateway_keys", "Gateway keys currently accepted", registry=self.registry
+        )
+        keys.set_function(lambda: len(bundles.keys))
+
+    def observe_upstream(self, endpoint: str, seconds: float) -> None:
+        self.upstream_latency.labels(endpoint).observe(seconds)
+
+    def observe_completion(self, stream: bool, outcome: str) -> None:
+        self.chat_completions.labels("true" if stream else "false", outcome).inc()
+
+    async def before_send(self, message: Message, scope: Scope) -> None:
+        """Count each response as its head goes out (error responses included)."""
+        if message["type"] != "http.response.start":
+            return
+        method = scope.get("method", "OTHER")
+        if method not in _METHODS:
+            method = "OTHER"
+        route = scope.get("path_template") or "unmatched"
+        status = message["status"]
+        self.requests.labels(method, route, str(status)).inc()
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s %s %s", method, scope.get("path", ""), status)
+
+
+def raw_response(
+    content: bytes, status: int, content_type: str, headers: dict[str, str] | None = None
+) -> Response[bytes]:
+    """``content`` sent as is, under exactly ``content_type`` (Litestar would append a second
+    charset to a ``text/...`` type that already has one)."""
+    return Response(
+        content, status_code=status, headers={**(headers or {}), "content-type": content_type}
+    )
+
+
+def problem_response(
+    status: int,
+    problem_type: str,
+    title: str,
+    detail: str,
+    error_type: str,
+    code: str | None,
+    headers: dict[str, str] | None = None,
+) -> Response[bytes]:
+    """A body that is both an RFC 9457 problem and an OpenAI error."""
+    body = {
+        "type": problem_type,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "error": {"message": detail, "type": error_type, "code": code},
+    }
+    return Response(
+        msgspec.json.encode(body), status_code=status, media_type=PROBLEM_JSON, headers=headers
+    )
+
+
+def _gateway_error(request: Request[Any, Any, Any], exc: GatewayError) -> Response[bytes]:
+    if isinstance(exc, UpstreamFailed):
+        return raw_response(exc.content, exc.status, exc.content_type)
+    headers = None
+    if exc.status_code == 401:
+        headers = {"WWW-Authenticate": 'Bearer realm="tenant-gateway"'}
+    elif exc.status_code >= 500 and exc.status_code != 503:
+        log.warning("%s %s: %s", request.method, request.url.path, exc.detail)
+    return problem_response(
+        exc.status_code, exc.problem_type, exc.title, exc.detail, exc.error_type, exc.code, headers
+    )
+
+
+def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    status = exc.status_code
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "HTTP error"
+    detail = exc.detail or phrase
+    if status == 404 and detail == phrase:
+        detail = f"no such resource: {request.url.path}"
+    return problem_response(
+        status,
+        "about:blank",
+        phrase,
+        detail,
+        "invalid_request_error" if status < 500 else "server_error",
+        phrase.lower().replace(" ", "_"),
+        dict(exc.headers or {}),
+    )
+
+
+def _unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem_response(
+        500,
+        PROBLEM_BASE + "internal-error",
+        "Internal error",
+        "the gateway failed to handle this request; see its log",
+        "server_error",
+        "internal_error",
+    )
+
+
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    GatewayError: _gateway_error,
+    HTTPException: _http_error,
+    Exception: _unexpected_error,
+}
+
+
+class _Flag:
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = False
+
+
+def create_app(
+    settings: GatewaySettings,
+    bundles: BundleSource,
+    store: ConversationStore,
+    models: ModelClient,
+) -> Litestar:
+    """The gateway app of one tenant. Startup opens the store, starts the model client and
+    the bundle watcher; shutdown undoes that."""
+    metrics = GatewayMetrics(bundles)
+    models.observe = metrics.observe_upstream
+    chat = ChatService(settings, bundles, store, models, observe=metrics.observe_completion)
+    ready = _Flag()
+
+    def require_key(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        bundles.authenticate(connection.headers.get("authorization"))
+
+    @get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @get("/readyz")
+    async def readyz() -> Response[Any]:
+        if not ready.value:
+            return problem_response(
+                503,
+                PROBLEM_BASE + "starting",
+                "Starting",
+                "the gateway is starting",
+                "service_unavailable",
+                "starting",
+            )
+        return Response(Readiness(status="ready", tenant_id=bundles.tenant_id))
+
+    @get("/metrics")
+    async def metrics_endpoint() -> Response[bytes]:
+        return raw_response(generate_latest(metrics.registry), 200, CONTENT_TYPE_LATEST)
+
+    @get("/v1/models", guards=[require_key])
+    async def list_models() -> ModelList:
+        return await chat.list_models()
+
+    @post("/v1/chat/completions", guards=[require_key], status_code=200)
+    async def chat_completions(request: Request[Any, Any, Any]) -> Response[Any]:
+        result = await chat.complete(await request.body(), request.headers.get(CONVERSATION_HEADER))
+        headers = {CONVERSATION_HEADER: result.conversation_id}
+        if isinstance(result, ChatStream):
+            headers["cache-control"] = "no-cache"
+            headers["x-accel-buffering"] = "no"
+            headers["content-type"] = result.content_type
+            return Stream(result.chunks, headers=headers)
+        return raw_response(result.content, result.status, result.content_type, headers)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        try:
+            # The store opens on its own thread while the model client is made on this one.
+            for outcome in await asyncio.gather(
+                store.open(), models.start(), return_exceptions=True
+            ):
+                if isinstance(outcome, BaseException):
+                    # Kept for the process to name the cause in its last words.
+                    app.state["startup_error"] = (
+                        outcome.detail if isinstance(outcome, GatewayError) else repr(outcome)
+                    )
+                    raise outcome
+            bundles.refresh()
+            watcher = asyncio.create_task(bundles.watch(), name="bundle-watcher")
+            ready.value = True
+            try:
+                yield
+            finally:
+                ready.value = False
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+        finally:
+            await models.close()
+            await store.close()
+
+    app = Litestar(
+        route_handlers=[healthz, readyz, metrics_endpoint, list_models, chat_completions],
+        lifespan=[lifespan],
+        exception_handlers=EXCEPTION_HANDLERS,
+        before_send=[metrics.before_send],
+        openapi_config=None,
+        logging_config=None,
+        debug=False,
+    )
+    app.state["metrics"] = metrics
+    app.state["chat"] = chat
+    return app

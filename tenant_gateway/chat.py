@@ -1,0 +1,391 @@
+"""Chat completions: check a request, relay it to the model endpoint, remember the exchange.
+
+The body is checked only as far as the gateway needs (a JSON object with a ``model`` string
+and a non-empty ``messages`` list of objects with a ``role``) and is forwarded byte for byte,
+so everything else in it reaches the model untouched. A streamed answer is passed on chunk
+by chunk as it arrives; alongside, :class:`ReplyAssembler` rebuilds the assistant message
+from the chunks so it can be stored once the stream is complete (before ``[DONE]`` is passed
+on, so a client that has seen the end can read the conversation back).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import msgspec
+
+from tenant_gateway.keys import BundleSource
+from tenant_gateway.models import ModelClient, ModelList, UpstreamStream, UpstreamUnavailable
+from tenant_gateway.settings import GatewayError, GatewaySettings
+from tenant_gateway.store import ConversationStore, Message, StoreError
+
+log = logging.getLogger(__name__)
+
+CONVERSATION_HEADER = "X-Tenantry-Conversation"
+_CONVERSATION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+_MAX_SSE_LINE = 4 * 1024 * 1024
+
+CompletionObserver = Callable[[bool, str], None]
+"""Called as ``observe(stream, outcome)`` once per chat completion request that reached the
+model endpoint (or tried to); ``outcome`` is ``ok``, ``upstream_error``, ``unreachable``,
+``broken`` (a stream cut off by the model endpoint) or ``disconnected`` (by the client)."""
+
+
+class BadRequest(GatewayError):
+    """The request is not something the gateway can forward."""
+
+    status_code = 400
+    problem = "invalid-request"
+    title = "Invalid request"
+    error_type = "invalid_request_error"
+    code = "invalid_request"
+
+
+class NoModelConfigured(GatewayError):
+    """Neither the bundle nor the environment names a model endpoint."""
+
+    status_code = 503
+    problem = "no-model-configured"
+    title = "No model configured"
+    error_type = "service_unavailable"
+    code = "no_model_configured"
+
+    def __init__(self) -> None:
+        super().__init__("no model configured for this tenant")
+
+
+class ChatRequest(msgspec.Struct):
+    """The part of an OpenAI chat request the gateway reads; the rest is passed on as is."""
+
+    model: str
+    messages: Annotated[list[Message], msgspec.Meta(min_length=1)]
+    stream: bool | None = None
+
+
+def parse_chat_request(body: bytes) -> ChatRequest:
+    """Check a chat completion body; :class:`BadRequest` says what is wrong."""
+    try:
+        request = msgspec.json.decode(body, type=ChatRequest)
+    except msgspec.ValidationError as exc:
+        raise BadRequest(f"invalid chat completion request: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise BadRequest(f"the request body is not valid JSON: {exc}") from None
+    for index, message in enumerate(request.messages):
+        if not isinstance(message.get("role"), str):
+            raise BadRequest(
+                f"invalid chat completion request: `$.messages[{index}]` needs a string `role`"
+            )
+    return request
+
+
+def conversation_id(header: str | None) -> str:
+    """The conversation a request belongs to: the client's, or a new one."""
+    if header is None or not header.strip():
+        return uuid.uuid4().hex
+    value = header.strip()
+    if not _CONVERSATION_ID.fullmatch(value):
+        raise BadRequest(
+            f"invalid {CONVERSATION_HEADER} header: use 1 to 128 letters, digits, '.', '_', "
+            "':' or '-', starting with a letter or digit"
+        )
+    return value
+
+
+class _Choice(msgspec.Struct):
+    index: int = 0
+    message: Message | None = None
+
+
+class _Completion(msgspec.Struct):
+    choices: list[_Choice] = msgspec.field(default_factory=list)
+
+
+def completion_message(content: bytes) -> Message | None:
+    """The assistant message of a (non-streaming) completion body, if it has one."""
+    try:
+        completion = msgspec.json.decode(content, type=_Completion)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    for choice in completion.choices:
+        if choice.index == 0 and choice.message is not None:
+            return choice.message
+    return None
+
+
+class _FunctionDelta(msgspec.Struct):
+    name: str | None = None
+    arguments: str | None = None
+
+
+class _ToolCallDelta(msgspec.Struct):
+    index: int = 0
+    id: str | None = None
+    type: str | None = None
+    function: _FunctionDelta | None = None
+
+
+class _Delta(msgspec.Struct):
+    role: str | None = None
+    content: str | None = None
+    tool_calls: list[_ToolCallDelta] | None = None
+
+
+class _ChunkChoice(msgspec.Struct):
+    index: int = 0
+    delta: _Delta | None = None
+
+
+class _Chunk(msgspec.Struct):
+    choices: list[_ChunkChoice] = msgspec.field(default_factory=list)
+
+
+class ReplyAssembler:
+    """Rebuilds the assistant message from the server-sent events of a streamed completion.
+
+    Feed it the stream's bytes in any pieces; it reads ``data:`` lines, decodes each
+    ``chat.completion.chunk`` and joins the first choice's ``delta.content`` (and tool call
+    fragments). :attr:`done` turns true at ``data: [DONE]``.
+    """
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._data: list[bytes] = []
+        self._role = "assistant"
+        self._content: list[str] = []
+        self._tool_calls: dict[int, dict[str, Any]] = {}
+        self.chunks = 0
+        self.done = False
+        self.overflowed = False
+
+    def feed(self, data: bytes) -> bool:
+        """Take the next bytes of the stream; True once ``[DONE]`` has been seen."""
+        if self.overflowed:
+            return self.done
+        self._buffer += data
+        if b"\n" not in data:
+            if len(self._buffer) > _MAX_SSE_LINE:
+                self._give_up()
+            return self.done
+        *lines, self._buffer = self._buffer.split(b"\n")
+        for line in lines:
+            self._line(line.rstrip(b"\r"))
+        return self.done
+
+    def close(self) -> None:
+        """The stream ended: take whatever is left as a last line and event."""
+        if self._buffer and not self.overflowed:
+            self._line(self._buffer.rstrip(b"\r"))
+        self._buffer = b""
+        self._dispatch()
+
+    def _give_up(self) -> None:
+        log.warning("a streamed line exceeds %d bytes; the reply will not be stored", _MAX_SSE_LINE)
+        self.overflowed = True
+        self._buffer = b""
+        self._data = []
+
+    def _line(self, line: bytes) -> None:
+        if not line:
+            self._dispatch()
+        elif line.startswith(b"data:"):
+            value = line[5:]
+            if value.startswith(b" "):
+                value = value[1:]
+            if value.strip() == b"[DONE]":
+                self._data = []
+                self.done = True
+            else:
+                self._data.append(value)
+
+    def _dispatch(self) -> None:
+        if not self._data:
+            return
+        data = b"\n".join(self._data)
+        self._data = []
+        try:
+            chunk = msgspec.json.decode(data, type=_Chunk)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return
+        self.chunks += 1
+        for choice in chunk.choices:
+            if choice.index != 0 or choice.delta is None:
+                continue
+            delta = choice.delta
+            if delta.role:
+                self._role = delta.role
+            if delta.content:
+                self._content.append(delta.content)
+            for call in delta.tool_calls or ():
+                self._tool_call(call)
+
+    def _tool_call(self, delta: _ToolCallDelta) -> None:
+        call = self._tool_calls.setdefault(
+            delta.index, {"id": None, "type": "function", "function": {"name": "", "arguments": ""}}
+        )
+        if delta.id:
+            call["id"] = delta.id
+        if delta.type:
+            call["type"] = delta.type
+        if delta.function is not None:
+            if delta.function.name:
+                call["function"]["name"] += delta.function.name
+            if delta.function.arguments:
+                call["function"]["arguments"] += delta.function.arguments
+
+    @property
+    def content(self) -> str:
+        return "".join(self._content)
+
+    def message(self) -> Message | None:
+        """The assistant message so far, or None if no chunk has arrived."""
+        if self.chunks == 0 or self.overflowed:
+            return None
+        message: Message = {"role": self._role}
+        if self._tool_calls:
+            message["content"] = self.content or None
+            message["tool_calls"] = [self._tool_calls[i] for i in sorted(self._tool_calls)]
+        else:
+            message["content"] = self.content
+        return message
+
+
+@dataclass(frozen=True, slots=True)
+class ChatReply:
+    """A complete answer to pass to the client."""
+
+    conversation_id: str
+    status: int
+    content: bytes
+    content_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChatStream:
+    """A streamed answer to pass to the client, chunk by chunk."""
+
+    conversation_id: str
+    content_type: str
+    chunks: AsyncIterator[bytes]
+
+
+def _sse_error(exc: GatewayError) -> bytes:
+    body = {"error": {"message": exc.detail, "type": exc.error_type, "code": exc.code}}
+    return b"data: " + msgspec.json.encode(body) + b"\n\n"
+
+
+def _failure(exc: GatewayError) -> str:
+    return "unreachable" if isinstance(exc, UpstreamUnavailable) else "upstream_error"
+
+
+class ChatService:
+    """What ``/v1/chat/completions`` and ``/v1/models`` do, without the HTTP framework."""
+
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        bundles: BundleSource,
+        store: ConversationStore,
+        models: ModelClient,
+        *,
+        observe: CompletionObserver | None = None,
+    ) -> None:
+        self.settings = settings
+        self.bundles = bundles
+        self.store = store
+        self.models = models
+        self._observe = observe
+
+    def model_endpoint(self) -> str | None:
+        """The model endpoint in force: the bundle's, else the environment's."""
+        return self.bundles.bundle.platform_models_url or self.settings.platform_models_url
+
+    def _count(self, stream: bool, outcome: str) -> None:
+        if self._observe is not None:
+            self._observe(stream, outcome)
+
+    async def list_models(self) -> ModelList:
+        endpoint = self.model_endpoint()
+        if endpoint is None:
+            return ModelList(data=[])
+        return await self.models.list_models(endpoint)
+
+    async def complete(self, body: bytes, conversation: str | None) -> ChatReply | ChatStream:
+        """Answer one chat completion request (``conversation``: the client's header)."""
+        endpoint = self.model_endpoint()
+        if endpoint is None:
+            raise NoModelConfigured()
+        request = parse_chat_request(body)
+        conversation_id_ = conversation_id(conversation)
+        if request.stream:
+            return await self._stream(endpoint, body, conversation_id_, request.messages)
+        try:
+            reply = await self.models.complete(endpoint, body)
+        except GatewayError as exc:
+            self._count(False, _failure(exc))
+            raise
+        message = completion_message(reply.content)
+        if message is not None:
+            await self._remember(conversation_id_, request.messages, message)
+        self._count(False, "ok")
+        return ChatReply(
+            conversation_id=conversation_id_,
+            status=reply.status,
+            content=reply.content,
+            content_type=reply.content_type,
+        )
+
+    async def _stream(
+        self, endpoint: str, body: bytes, conversation_id: str, messages: list[Message]
+    ) -> ChatStream:
+        try:
+            upstream = await self.models.stream(endpoint, body)
+        except GatewayError as exc:
+            self._count(True, _failure(exc))
+            raise
+        return ChatStream(
+            conversation_id=conversation_id,
+            content_type=upstream.content_type,
+            chunks=self._relay(upstream, conversation_id, messages),
+        )
+
+    async def _remember(
+        self, conversation_id: str, messages: list[Message], reply: Message | None
+    ) -> None:
+        try:
+            await self.store.record(conversation_id, messages, reply)
+        except StoreError as exc:
+            # The model has answered; losing the memory of it beats losing the answer.
+            log.error("conversation not stored: %s", exc.detail)
+
+    async def _relay(
+        self, upstream: UpstreamStream, conversation_id: str, messages: list[Message]
+    ) -> AsyncIterator[bytes]:
+        assembler = ReplyAssembler()
+        stored = False
+        outcome = "disconnected"
+        try:
+            try:
+                async for chunk in upstream.chunks():
+                    if assembler.feed(chunk) and not stored:
+                        stored = True
+                        await self._remember(conversation_id, messages, assembler.message())
+                    yield chunk
+            except UpstreamUnavailable as exc:
+                outcome = "broken"
+                log.warning("stream of conversation %s cut off: %s", conversation_id, exc.detail)
+                yield _sse_error(exc)
+                return
+            if not stored:
+                assembler.close()
+                reply = assembler.message()
+                if reply is not None:
+                    await self._remember(conversation_id, messages, reply)
+            outcome = "ok"
+        finally:
+            await upstream.aclose()
+            self._count(True, outcome)

@@ -1,0 +1,106 @@
+"""The gateway's typed settings, and the root of its exceptions.
+
+Settings are read once at start from ``TENANTRY_*`` variables; a bad value raises
+:class:`SettingsError` naming the variable. Everything a runtime tells a gateway about its
+tenant comes through the bundle (:mod:`tenant_gateway.contract`), not from here: the
+environment only fills gaps the bundle leaves.
+
+The exception root lives here, on the lowest layer, because every other module of the
+package may import this one and none may import the modules above it. Each error carries
+how it is shown to an HTTP client (status, RFC 9457 problem type and title, OpenAI error
+type and code), so one handler in the app turns every error into a response.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import ClassVar
+from urllib.parse import urlsplit
+
+PROBLEM_BASE = "https://tenantry.dev/problems/"
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+class GatewayError(Exception):
+    """Root of every error the gateway raises on purpose."""
+
+    status_code: ClassVar[int] = 500
+    problem: ClassVar[str] = "internal-error"
+    """Last part of the RFC 9457 problem ``type`` URI."""
+    title: ClassVar[str] = "Internal error"
+    error_type: ClassVar[str] = "server_error"
+    """OpenAI ``error.type``."""
+    code: ClassVar[str | None] = None
+    """OpenAI ``error.code``."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+    @property
+    def problem_type(self) -> str:
+        return PROBLEM_BASE + self.problem
+
+
+class SettingsError(GatewayError):
+    """A setting has a value the gateway cannot use; the message names the variable."""
+
+    problem = "bad-setting"
+    title = "Bad setting"
+    code = "bad_setting"
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    """What the gateway process is configured with besides its bundle."""
+
+    platform_models_url: str | None = None
+    """``TENANTRY_PLATFORM_MODELS_URL``: used only when the bundle names no model endpoint."""
+    log_level: str = "warning"
+    """``TENANTRY_GATEWAY_LOG_LEVEL``."""
+    bundle_poll_interval: float = 0.5
+    """Seconds between checks of ``bundle.json`` for changes."""
+    models_cache_ttl: float = 30.0
+    """Seconds a model list fetched from the upstream is reused."""
+    upstream_connect_timeout: float = 5.0
+    upstream_read_timeout: float = 600.0
+    """Longest silence between two reads from the upstream (a long generation is slow)."""
+    upstream_max_connections: int = 100
+    shutdown_timeout: float = 5.0
+    """Seconds in-flight requests get to finish after SIGTERM."""
+
+
+def _url(env: Mapping[str, str], name: str) -> str | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SettingsError(
+            f"{name}={raw!r}: expected a URL such as http://host:8000/v1 (http or https)"
+        )
+    try:
+        _ = parts.port
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r}: the port is not a number from 0 to 65535") from None
+    return raw.rstrip("/")
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    value = raw.strip().lower()
+    if value not in choices:
+        raise SettingsError(f"{name}={raw!r}: expected {', '.join(choices)}")
+    return value
+
+
+def load_settings(env: Mapping[str, str]) -> GatewaySettings:
+    """Read the gateway's settings from ``env`` (pass ``os.environ`` in a real process)."""
+    return GatewaySettings(
+        platform_models_url=_url(env, "TENANTRY_PLATFORM_MODELS_URL"),
+        log_level=_choice(env, "TENANTRY_GATEWAY_LOG_LEVEL", LOG_LEVELS, "warning"),
+    )

@@ -1,0 +1,1 @@
+"""Real HTTP servers standing in for external services in tests and benchmarks."""
