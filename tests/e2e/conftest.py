@@ -50,7 +50,8 @@ class ControlPlaneProcess:
             )
 
         def started() -> dict[str, Any] | None:
-            assert self.process is not None and self.process.poll() is None, self.log.read_text()
+            assert self.process is not None
+            assert self.process.poll() is None, self.log.read_text()
             try:
                 info: dict[str, Any] = json.loads(endpoint_file.read_text())
             except (OSError, ValueError):
@@ -92,9 +93,7 @@ def upstream_url() -> Iterator[str]:
 
 @pytest.fixture
 def control_plane_process(tmp_path: Path, upstream_url: str) -> Iterator[ControlPlaneProcess]:
-    env = {
-        key: value for key, value in os.environ.items() if not key.startswith("TENANTRY_")
-    }
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TENANTRY_")}
     env.update(
         TENANTRY_PLATFORM_MODELS_URL=upstream_url,
         TENANTRY_RESYNC_INTERVAL="0.5",

@@ -102,7 +102,8 @@ def test_two_tenants_chat_and_their_keys_do_not_cross(
                     kinds.append(line.removeprefix("event: "))
                 if "tenant.running" in kinds:
                     break
-        assert kinds[0] == "tenant.created" and "tenant.running" in kinds
+        assert kinds[0] == "tenant.created"
+        assert "tenant.running" in kinds
 
     # No plaintext gateway key or admin token rests in a log, the database or a volume.
     secrets = [acme_key, globex_key]

@@ -15,7 +15,8 @@ async def test_create_list_revoke(client: AsyncTestClient) -> None:
     created = await client.post(base, json={"name": "ci"})
     assert created.status_code == 201, created.text
     key = created.json()
-    assert key["name"] == "ci" and key["key"].startswith("tgk_")
+    assert key["name"] == "ci"
+    assert key["key"].startswith("tgk_")
 
     listed = (await client.get(base)).json()
     assert [k["name"] for k in listed] == ["default", "ci"]

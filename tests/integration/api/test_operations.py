@@ -18,7 +18,7 @@ async def test_metrics_are_prometheus_text(client: AsyncTestClient) -> None:
     response = await client.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
-    assert "litestar_requests_total{app_name=\"tenantry_control_plane\"" in response.text
+    assert 'litestar_requests_total{app_name="tenantry_control_plane"' in response.text
 
 
 async def test_openapi_documents_the_wire_contract(client: AsyncTestClient) -> None:

@@ -89,7 +89,9 @@ async def test_delete_keeps_data_when_configured(
         assert live_gateway_pids(data_dir, tenant["id"]) == []
 
 
-async def test_delete_while_provisioning(control_plane: ControlPlaneFactory, data_dir: Path) -> None:
+async def test_delete_while_provisioning(
+    control_plane: ControlPlaneFactory, data_dir: Path
+) -> None:
     async with control_plane() as client:
         tenant = (await client.post("/api/v1/tenants", json={"slug": "quick"})).json()
         await client.delete(f"/api/v1/tenants/{tenant['id']}")
@@ -107,6 +109,7 @@ async def test_a_gateway_that_cannot_start_fails_the_tenant_with_a_reason(
         assert "exited with code 3" in failed["reason"]
         assert "boom: no config" in failed["reason"]
         assert failed["observed_generation"] == 0
+
         # Failed tenants are retried, never silently: more failures are recorded.
         async def retried() -> bool:
             types = await event_types(client, "broken")

@@ -1,5 +1,7 @@
 """Reconciler decisions: what the runtime must do for a tenant, from its snapshot alone."""
 
+import itertools
+
 import pytest
 
 from control_plane.reconciler.decisions import Action, announces_start, decide, retry_delay
@@ -55,5 +57,5 @@ def test_restarting_from_a_stopped_state_is_announced() -> None:
 def test_retry_backoff_doubles_up_to_a_cap() -> None:
     delays = [retry_delay(n) for n in range(1, 12)]
     assert delays[:4] == [2.0, 4.0, 8.0, 16.0]
-    assert all(b >= a for a, b in zip(delays, delays[1:], strict=False))
+    assert all(b >= a for a, b in itertools.pairwise(delays))
     assert delays[-1] == 300.0
