@@ -249,6 +249,21 @@ class LocalRuntime:
             )
 
     async def _monitor(self, gateway: _Gateway) -> None:
+        try:
+            await self._supervise(gateway)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("supervision of tenant %s's gateway failed", gateway.tenant_id)
+
+    async def _emit(self, tenant_id: str, event_type: str, message: str, **data: Any) -> None:
+        """Tell the listener; its failure must not end supervision."""
+        try:
+            await self._listener(tenant_id, event_type, message, data)
+        except Exception:
+            log.exception("could not record %s for tenant %s", event_type, tenant_id)
+
+    async def _supervise(self, gateway: _Gateway) -> None:
         while gateway.wanted and gateway.pid is not None:
             code = await processes.wait_exit(gateway.pid)
             if not gateway.wanted:
@@ -262,20 +277,21 @@ class LocalRuntime:
                     gateway.crashes.popleft()
                 if len(gateway.crashes) >= self.config.max_restarts:
                     gateway.wanted = False
-                    await self._listener(
+                    await self._emit(
                         gateway.tenant_id,
                         "gateway.crash_looping",
                         f"gateway crashed {len(gateway.crashes)} times within "
                         f"{self.config.restart_window:g}s; last: {reason}",
-                        {"log_tail": tail},
+                        log_tail=tail,
                     )
                     return
                 delay = min(0.5 * 2 ** (len(gateway.crashes) - 1), 30.0)
-                await self._listener(
+                await self._emit(
                     gateway.tenant_id,
                     "gateway.crashed",
                     f"{reason}; restarting in {delay:g}s",
-                    {"exit_code": code, "log_tail": tail},
+                    exit_code=code,
+                    log_tail=tail,
                 )
                 await asyncio.sleep(delay)
                 try:
@@ -287,11 +303,11 @@ class LocalRuntime:
                     reason = exc.reason
                     code = None
                     continue
-                await self._listener(
+                await self._emit(
                     gateway.tenant_id,
                     "gateway.restarted",
                     f"gateway restarted on port {gateway.port}",
-                    {"endpoint": self._endpoint(gateway.port or 0)},
+                    endpoint=self._endpoint(gateway.port or 0),
                 )
                 break
 

@@ -37,7 +37,12 @@ async def test_a_killed_gateway_is_restarted_on_the_same_endpoint(
         async def restarted() -> bool:
             return "gateway.restarted" in await event_types(client, "crashy")
 
-        await eventually(restarted, timeout=30, what="gateway restarted")
+        try:
+            await eventually(restarted, timeout=30, what="gateway restarted")
+        except AssertionError as exc:
+            events = (await client.get("/api/v1/tenants/crashy/events")).json()
+            log = (data_dir / "gateways" / tenant["id"] / "gateway.log").read_text()
+            raise AssertionError(f"{exc}\nevents: {events}\ngateway log:\n{log}") from None
         new_pid = gateway_pid(data_dir, tenant["id"])
         assert new_pid != old_pid
         assert not pid_alive(old_pid)
