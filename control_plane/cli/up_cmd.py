@@ -60,7 +60,9 @@ def run(args: argparse.Namespace) -> int:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    # Per-request logs of our own HTTP client (readiness probes) would drown the rest.
+    for noisy in ("alembic", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         sock = _listen(settings.host, settings.port)
     except OSError as exc:

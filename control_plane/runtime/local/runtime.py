@@ -84,12 +84,7 @@ class LocalRuntime:
         return gateway
 
     def _endpoint(self, port: int) -> str:
-        host = self.config.gateway_host
-        if host in ("0.0.0.0", "::", ""):
-            host = "127.0.0.1"
-        if ":" in host:
-            host = f"[{host}]"
-        return f"http://{host}:{port}"
+        return _http_url(self.config.gateway_host, port)
 
     # -- Runtime interface -----------------------------------------------------------------
 
@@ -225,11 +220,8 @@ class LocalRuntime:
             await asyncio.sleep(_POLL)
 
     async def _ready(self, state: GatewayState, tenant_id: str) -> bool:
-        host = state.host if state.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
-        if ":" in host:
-            host = f"[{host}]"
         try:
-            response = await self._http.get(f"http://{host}:{state.port}/readyz")
+            response = await self._http.get(f"{_http_url(state.host, state.port)}/readyz")
         except httpx.HTTPError:
             return False
         if response.status_code != 200:
@@ -324,6 +316,15 @@ class LocalRuntime:
             pids.add(gateway.pid)
         await asyncio.gather(*(processes.terminate(pid, self.config.stop_timeout) for pid in pids))
         gateway.pid = None
+
+
+def _http_url(host: str, port: int) -> str:
+    """A URL that reaches a server bound to ``host`` (a wildcard address means loopback)."""
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
 
 
 class _AlreadyRunning(Exception):
