@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 import msgspec
 
+from bench import vault as vault_bench
 from bench.machine import describe
 from bench.stats import rss_mib, summary
 from tenant_gateway.contract import GatewayBundle, GatewayState
@@ -294,6 +295,12 @@ def main() -> int:
         f"| {wall:.1f} s |"
     )
     out(f"| failures among them | {failures} |")
+
+    out()
+    out("Credential vault (in-process, no I/O):")
+    out()
+    for line in vault_bench.run():
+        out(line)
 
     if args.write:
         RESULTS.write_text(

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig
 
+from control_plane.api.credentials import CredentialController
 from control_plane.api.ops import MetricsController, healthz, readyz
 from control_plane.api.problems import EXCEPTION_HANDLERS
 from control_plane.api.tenants import GatewayKeyController, TenantController
@@ -27,6 +30,11 @@ from control_plane.tenants.events import EventSignal
 from control_plane.tenants.keys import GatewayKeyService
 from control_plane.tenants.lifecycle import TenantLifecycle
 from control_plane.tenants.service import TenantService
+from control_plane.vault.keyring import load_or_create_ring
+from control_plane.vault.providers import provider_bases_from_env
+from control_plane.vault.service import CredentialVault
+
+log = logging.getLogger(__name__)
 
 VERSION = "0.1.0"
 
@@ -51,22 +59,40 @@ def create_app(
     """
     db = Database(settings.database_url)
     signal = EventSignal()
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    ring, generated = load_or_create_ring(settings.kek, settings.kek_file)
+    if generated:
+        log.warning(
+            "generated a key-encryption key in %s; in production supply TENANTRY_KEK",
+            settings.kek_file,
+        )
+    provider_http = httpx.AsyncClient(timeout=httpx.Timeout(10.0), trust_env=False)
     lifecycle = TenantLifecycle(db, signal)
     runtime = runtime or LocalRuntime(settings)
+    vault = CredentialVault(
+        db,
+        ring,
+        http=provider_http,
+        bases=provider_bases_from_env(settings.provider_env),
+        ring_file=None if settings.kek else settings.kek_file,
+    )
     reconciler = TenantReconciler(
         lifecycle,
         runtime,
+        vault=vault,
         platform_models_url=settings.platform_models_url,
         concurrency=settings.reconcile_concurrency,
         resync_interval=settings.resync_interval,
     )
     admin_tokens = AdminTokens(db)
+    vault.on_change = reconciler.notify
     services: dict[str, Any] = {
         "settings": settings,
         "db": db,
         "signal": signal,
         "reconciler": reconciler,
-        "tenants": TenantService(db, signal, on_change=reconciler.notify),
+        "vault": vault,
+        "tenants": TenantService(db, signal, vault, on_change=reconciler.notify),
         "gateway_keys": GatewayKeyService(db, signal, on_change=reconciler.notify),
         "admin_tokens": admin_tokens,
     }
@@ -87,17 +113,21 @@ def create_app(
         finally:
             await reconciler.stop()
             await runtime.close()
+            await provider_http.aclose()
             await db.close()
 
     return Litestar(
         route_handlers=[
             TenantController,
             GatewayKeyController,
+            CredentialController,
             healthz,
             readyz,
             MetricsController,
         ],
-        dependencies={name: _from_state(name) for name in ("tenants", "gateway_keys", "signal")},
+        dependencies={
+            name: _from_state(name) for name in ("tenants", "gateway_keys", "signal", "vault")
+        },
         state=State(services),
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,

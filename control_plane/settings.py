@@ -52,6 +52,11 @@ class Settings:
     resync_interval: float = 5.0
     """Seconds between full passes that pick up anything a notification missed."""
     local: LocalRuntimeSettings = field(default_factory=LocalRuntimeSettings)
+    kek: str | None = field(default=None, repr=False)
+    """``TENANTRY_KEK``: the key ring (``id:base64key,…``, first active); None means the
+    embedded default's generated ring in ``DIR/kek``."""
+    provider_env: dict[str, str] = field(default_factory=dict)
+    """``TENANTRY_*_API_BASE`` variables: where provider credentials are validated."""
 
     @property
     def gateways_dir(self) -> Path:
@@ -60,6 +65,10 @@ class Settings:
     @property
     def volumes_dir(self) -> Path:
         return self.data_dir / "volumes"
+
+    @property
+    def kek_file(self) -> Path:
+        return self.data_dir / "kek"
 
     @property
     def admin_token_file(self) -> Path:
@@ -179,4 +188,6 @@ def load_settings(
         ),
         resync_interval=_number(env, "TENANTRY_RESYNC_INTERVAL", 5.0, minimum=0.1),
         local=local,
+        kek=env.get("TENANTRY_KEK", "").strip() or None,
+        provider_env={k: v for k, v in env.items() if k.endswith("_API_BASE")},
     )

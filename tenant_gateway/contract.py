@@ -37,6 +37,20 @@ class GatewayKeyDigest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     sha256: str
 
 
+class SealedCredential(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One of the tenant's credentials as the gateway receives it: ciphertext only.
+
+    ``ciphertext`` is base64 of the :mod:`tenant_gateway.sealed` format, sealed under the
+    tenant's data key version ``dek_version``, bound to tenant id, ``id`` and ``version``.
+    """
+
+    id: str
+    provider: str
+    version: int
+    dek_version: int
+    ciphertext: str
+
+
 class GatewayBundle(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Everything a gateway is told about its tenant; never holds a plaintext secret."""
 
@@ -44,6 +58,7 @@ class GatewayBundle(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     tenant_slug: str
     keys: list[GatewayKeyDigest]
     platform_models_url: str | None = None
+    credentials: list[SealedCredential] = msgspec.field(default_factory=list)
     version: int = BUNDLE_VERSION
 
 

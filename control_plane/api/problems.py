@@ -12,6 +12,8 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ExceptionHandlersMap
 
 from control_plane.errors import TenantryError
+from control_plane.vault import providers
+from control_plane.vault.errors import VaultError
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,38 @@ def _validation_error(request: Request[Any, Any, Any], exc: ValidationException)
     )
 
 
+_PROVIDER_PROBLEMS: dict[type[providers.ProviderError], tuple[int, str, str]] = {
+    providers.UnknownProvider: (404, "Unknown provider", "unknown-provider"),
+    providers.InvalidCredentialFields: (422, "Invalid credential", "invalid-credential"),
+    providers.CredentialRefused: (422, "Credential refused", "credential-refused"),
+    providers.ProviderUnreachable: (502, "Provider unreachable", "provider-unreachable"),
+}
+
+
+def _provider_error(request: Request[Any, Any, Any], exc: providers.ProviderError) -> Response[Any]:
+    status, title, slug = _PROVIDER_PROBLEMS.get(
+        type(exc), (422, "Credential problem", "credential")
+    )
+    return problem(
+        status,
+        title,
+        str(exc),
+        f"https://tenantry.dev/problems/{slug}",
+        instance=request.url.path,
+        provider=exc.provider,
+    )
+
+
+def _vault_error(request: Request[Any, Any, Any], exc: VaultError) -> Response[Any]:
+    log.error("vault error on %s: %s", request.url.path, type(exc).__name__)
+    return problem(
+        500,
+        "Vault error",
+        f"the credential vault refused the operation ({type(exc).__name__}); see the log",
+        instance=request.url.path,
+    )
+
+
 def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
     detail = exc.detail
@@ -67,6 +101,8 @@ def _unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Respon
 
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     TenantryError: _tenantry_error,
+    providers.ProviderError: _provider_error,
+    VaultError: _vault_error,
     ValidationException: _validation_error,
     HTTPException: _http_error,
     Exception: _unexpected_error,

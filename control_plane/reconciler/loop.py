@@ -13,7 +13,8 @@ from control_plane.reconciler.decisions import Action, announces_start, decide, 
 from control_plane.runtime.base import GatewaySpec, Runtime, RuntimeFailure
 from control_plane.tenants.lifecycle import TenantLifecycle, TenantSnapshot
 from control_plane.tenants.states import TenantState
-from tenant_gateway.contract import GatewayBundle
+from control_plane.vault.service import CredentialVault
+from tenant_gateway.contract import GatewayBundle, SealedCredential
 
 log = logging.getLogger(__name__)
 
@@ -25,12 +26,14 @@ class TenantReconciler:
         runtime: Runtime,
         *,
         platform_models_url: str | None,
+        vault: CredentialVault | None = None,
         concurrency: int = 16,
         resync_interval: float = 5.0,
     ) -> None:
         self.lifecycle = lifecycle
         self.runtime = runtime
         self.platform_models_url = platform_models_url
+        self.vault = vault
         self.concurrency = concurrency
         self.resync_interval = resync_interval
         self._queue: asyncio.Queue[str] = asyncio.Queue()
@@ -173,7 +176,8 @@ class TenantReconciler:
         elif tenant.state == TenantState.PROVISIONING:
             await self.lifecycle.note(tenant.id, "gateway.starting", "starting gateway")
         started = time.perf_counter()
-        status = await self.runtime.ensure_running(self._spec(tenant))
+        credentials = await self.vault.sealed_credentials(tenant.id) if self.vault else []
+        status = await self.runtime.ensure_running(self._spec(tenant, credentials))
         if not status.adopted and tenant.state != TenantState.RUNNING:
             metrics.PROVISION_SECONDS.observe(time.perf_counter() - started)
         if status.adopted:
@@ -213,7 +217,7 @@ class TenantReconciler:
             message="gateway stopped and removed",
         )
 
-    def _spec(self, tenant: TenantSnapshot) -> GatewaySpec:
+    def _spec(self, tenant: TenantSnapshot, credentials: list[SealedCredential]) -> GatewaySpec:
         return GatewaySpec(
             tenant_id=tenant.id,
             slug=tenant.slug,
@@ -222,6 +226,7 @@ class TenantReconciler:
                 tenant_slug=tenant.slug,
                 keys=list(tenant.keys),
                 platform_models_url=self.platform_models_url,
+                credentials=credentials,
             ),
         )
 

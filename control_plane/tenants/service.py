@@ -30,6 +30,7 @@ from control_plane.tenants.schemas import (
 )
 from control_plane.tenants.slugs import validate_slug
 from control_plane.tenants.states import TenantState
+from control_plane.vault.service import CredentialVault
 
 ChangeListener = Callable[[str], None]
 
@@ -101,10 +102,12 @@ class TenantService:
         self,
         db: Database,
         signal: EventSignal,
+        vault: CredentialVault,
         on_change: ChangeListener = lambda _tenant_id: None,
     ) -> None:
         self.db = db
         self.signal = signal
+        self.vault = vault
         self.on_change = on_change
 
     def _changed(self, tenant_id: str) -> None:
@@ -167,6 +170,7 @@ class TenantService:
             )
             session.add(row)
             await session.flush()
+            self.vault.add_tenant_key(session, row.id)
             first_key = keys.add_key(session, row.id, "default")
             append_event(session, row.id, "tenant.created", f"tenant {slug} created", plan=plan)
             if scoped_key is not None:
@@ -233,6 +237,8 @@ class TenantService:
                 row.state = TenantState.DELETING
                 row.reason = None
                 row.generation += 1
+                # Crypto-shredding: from now on no ciphertext of this tenant can be read.
+                await self.vault.destroy_tenant_key(session, row.id)
                 row.updated_at = utcnow()
                 append_event(session, row.id, "tenant.deleting", "deletion requested")
             result = tenant_read(row)

@@ -166,6 +166,7 @@ class LocalRuntime:
         previous = processes.read_state(gateway.runtime_dir)
         with contextlib.suppress(FileNotFoundError):
             (gateway.runtime_dir / STATE_FILE).unlink()
+            log.debug("removed stale state of tenant %s: %s", gateway.tenant_id, previous)
         # Ask for the port it had, so the tenant's endpoint survives restarts.
         preferred = gateway.port or (previous.port if previous else 0)
         argv = [
@@ -180,6 +181,7 @@ class LocalRuntime:
             str(preferred),
         ]
         pid = processes.spawn(argv, gateway.runtime_dir / LOG_FILE, _gateway_environment())
+        log.debug("started gateway of tenant %s as pid %d", gateway.tenant_id, pid)
         gateway.pid = pid
         try:
             state = await self._await_ready(gateway, pid=pid)
@@ -222,7 +224,8 @@ class LocalRuntime:
     async def _ready(self, state: GatewayState, tenant_id: str) -> bool:
         try:
             response = await self._http.get(f"{_http_url(state.host, state.port)}/readyz")
-        except httpx.HTTPError:
+        except httpx.HTTPError as exc:
+            log.debug("readiness probe of tenant %s's gateway failed: %r", tenant_id, exc)
             return False
         if response.status_code != 200:
             return False
@@ -290,7 +293,9 @@ class LocalRuntime:
                     async with gateway.lock:
                         if not gateway.wanted:
                             return
-                        await self._spawn(gateway)
+                        # The reconciler may have started it again meanwhile; else we do.
+                        if not gateway.alive() and not await self._adopt(gateway):
+                            await self._spawn(gateway)
                 except RuntimeFailure as exc:
                     reason = exc.reason
                     code = None

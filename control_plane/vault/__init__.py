@@ -1,0 +1,1 @@
+"""The credential vault: envelope encryption of tenants' credentials, KEK ring, rotation."""

@@ -1,0 +1,341 @@
+"""Tenants' credentials at rest: sealed under the tenant's DEK, which is stored only wrapped
+by the active KEK of the ring. Plaintext exists only transiently in this process while a
+credential is stored, validated or rotated, and in the memory of the tenant's gateway.
+
+Rotation is resumable: ``rotate_kek`` rewraps one DEK per transaction (a rerun continues
+with the DEKs still under an old KEK); ``rotate_dek`` keeps the next DEK as *pending* while
+it re-encrypts credentials one by one, and promotes it when none is left under the old one.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from control_plane.db.engine import Database
+from control_plane.db.models import CredentialRow, TenantDataKeyRow, TenantRow
+from control_plane.db.values import aware, new_id, utcnow
+from control_plane.errors import ConflictError, NotFoundError
+from control_plane.vault import providers
+from control_plane.vault.errors import UnknownKek
+from control_plane.vault.keyring import KekRing, load_or_create_ring, new_dek
+from tenant_gateway.contract import SealedCredential
+from tenant_gateway.sealed import open_credential, seal_credential
+
+ChangeListener = Callable[[str], None]
+
+
+class CredentialRead(msgspec.Struct, kw_only=True):
+    """A stored credential as the API shows it: metadata and a masked hint, never the value."""
+
+    provider: str
+    version: int
+    hint: str
+    fields: dict[str, str]
+    created_at: Any
+    updated_at: Any
+
+
+def _read(row: CredentialRow) -> CredentialRead:
+    return CredentialRead(
+        provider=row.provider,
+        version=row.version,
+        hint=row.hint,
+        fields=dict(row.public or {}),
+        created_at=aware(row.created_at),
+        updated_at=aware(row.updated_at),
+    )
+
+
+def _context(tenant_id: str, credential_id: str, version: int) -> dict[str, Any]:
+    return {"tenant_id": tenant_id, "credential_id": credential_id, "version": version}
+
+
+class CredentialVault:
+    def __init__(
+        self,
+        db: Database,
+        ring: KekRing,
+        *,
+        http: httpx.AsyncClient,
+        bases: providers.ProviderBases,
+        ring_file: Path | None = None,
+        on_change: ChangeListener = lambda _tenant_id: None,
+    ) -> None:
+        self.db = db
+        self.ring = ring
+        self.ring_file = ring_file
+        self.http = http
+        self.bases = bases
+        self.on_change = on_change
+
+    # -- data keys -------------------------------------------------------------------------
+
+    def add_tenant_key(self, session: AsyncSession, tenant_id: str) -> None:
+        """Give a new tenant its DEK, in the caller's (tenant-creating) transaction."""
+        now = utcnow()
+        session.add(
+            TenantDataKeyRow(
+                tenant_id=tenant_id,
+                dek_version=1,
+                wrapped_dek=self.ring.wrap_dek(new_dek(), tenant_id=tenant_id, dek_version=1),
+                kek_id=self.ring.active_id,
+                pending_version=None,
+                pending_wrapped_dek=None,
+                created_at=now,
+                updated_at=now,
+                destroyed_at=None,
+            )
+        )
+
+    async def destroy_tenant_key(self, session: AsyncSession, tenant_id: str) -> None:
+        """Crypto-shred: forget the tenant's DEK, so its ciphertexts are unreadable forever."""
+        row = await session.get(TenantDataKeyRow, tenant_id, with_for_update=True)
+        if row is None or row.destroyed_at is not None:
+            return
+        row.wrapped_dek = None
+        row.pending_wrapped_dek = None
+        row.pending_version = None
+        row.kek_id = None
+        row.destroyed_at = row.updated_at = utcnow()
+        for credential in await session.scalars(
+            select(CredentialRow).where(CredentialRow.tenant_id == tenant_id)
+        ):
+            await session.delete(credential)
+
+    async def _key_row(self, session: AsyncSession, tenant_id: str) -> TenantDataKeyRow:
+        row = await session.get(TenantDataKeyRow, tenant_id)
+        if row is None or row.wrapped_dek is None:
+            raise ConflictError("the tenant's data key is gone; its credentials are unreadable")
+        return row
+
+    def _unwrap(self, row: TenantDataKeyRow, version: int) -> bytes:
+        if version == row.dek_version and row.wrapped_dek is not None:
+            wrapped = row.wrapped_dek
+        elif version == row.pending_version and row.pending_wrapped_dek is not None:
+            wrapped = row.pending_wrapped_dek
+        else:
+            raise ConflictError(f"no data key version {version} for this tenant")
+        return self._unwrap_dek(wrapped, row.tenant_id, version)
+
+    def _unwrap_dek(self, wrapped: bytes, tenant_id: str, version: int) -> bytes:
+        try:
+            return self.ring.unwrap_dek(wrapped, tenant_id=tenant_id, dek_version=version)
+        except UnknownKek:
+            if self.ring_file is None:
+                raise
+            # A `tenantry vault rotate-kek --new-key` beside us added a key to the ring file.
+            self.ring, _ = load_or_create_ring(None, self.ring_file)
+            return self.ring.unwrap_dek(wrapped, tenant_id=tenant_id, dek_version=version)
+
+    @staticmethod
+    def _write_version(row: TenantDataKeyRow) -> int:
+        """New ciphertexts go under the pending DEK while a DEK rotation is under way."""
+        return row.pending_version if row.pending_version is not None else row.dek_version
+
+    # -- credentials -----------------------------------------------------------------------
+
+    async def put(
+        self, tenant_id: str, provider_name: str, submitted: dict[str, object], *, validate: bool
+    ) -> CredentialRead:
+        provider = providers.get_provider(provider_name)
+        values = providers.check_fields(provider, submitted)
+        if validate:
+            await provider.validate(values, self.http, self.bases)
+        plaintext = json.dumps(values, sort_keys=True).encode()
+        async with self.db.transaction() as session:
+            tenant = await session.get(TenantRow, tenant_id)
+            if tenant is None:
+                raise NotFoundError(f"no tenant {tenant_id!r}")
+            if tenant.delete_requested:
+                raise ConflictError(f"tenant {tenant.slug} is being deleted")
+            keys = await self._key_row(session, tenant_id)
+            dek_version = self._write_version(keys)
+            dek = self._unwrap(keys, dek_version)
+            row = await session.scalar(
+                select(CredentialRow).where(
+                    CredentialRow.tenant_id == tenant_id, CredentialRow.provider == provider.name
+                )
+            )
+            now = utcnow()
+            if row is None:
+                row = CredentialRow(
+                    id=new_id(),
+                    tenant_id=tenant_id,
+                    provider=provider.name,
+                    version=0,
+                    created_at=now,
+                )
+                session.add(row)
+            row.version += 1
+            row.dek_version = dek_version
+            row.ciphertext = seal_credential(
+                dek, plaintext, **_context(tenant_id, row.id, row.version)
+            )
+            row.hint = providers.hint(provider, values)
+            row.public = providers.public_fields(provider, values)
+            row.updated_at = now
+            result = _read(row)
+        self.on_change(tenant_id)
+        return result
+
+    async def list_credentials(self, tenant_id: str) -> list[CredentialRead]:
+        async with self.db.transaction() as session:
+            rows = await session.scalars(
+                select(CredentialRow)
+                .where(CredentialRow.tenant_id == tenant_id)
+                .order_by(CredentialRow.provider)
+            )
+            return [_read(row) for row in rows]
+
+    async def delete(self, tenant_id: str, provider_name: str) -> None:
+        async with self.db.transaction() as session:
+            row = await session.scalar(
+                select(CredentialRow).where(
+                    CredentialRow.tenant_id == tenant_id, CredentialRow.provider == provider_name
+                )
+            )
+            if row is None:
+                raise NotFoundError(f"no {provider_name!r} credential for this tenant")
+            await session.delete(row)
+        self.on_change(tenant_id)
+
+    async def reveal(self, tenant_id: str, provider_name: str) -> dict[str, str]:
+        """Decrypt one credential (for delivery to the tenant's gateway and for tests)."""
+        async with self.db.transaction() as session:
+            row = await session.scalar(
+                select(CredentialRow).where(
+                    CredentialRow.tenant_id == tenant_id, CredentialRow.provider == provider_name
+                )
+            )
+            if row is None:
+                raise NotFoundError(f"no {provider_name!r} credential for this tenant")
+            dek = self._unwrap(await self._key_row(session, tenant_id), row.dek_version)
+        plaintext = open_credential(dek, row.ciphertext, **_context(tenant_id, row.id, row.version))
+        values: dict[str, str] = json.loads(plaintext)
+        return values
+
+    async def sealed_credentials(self, tenant_id: str) -> list[SealedCredential]:
+        """The tenant's credentials as ciphertexts, for its gateway's bundle."""
+        async with self.db.transaction() as session:
+            rows = await session.scalars(
+                select(CredentialRow)
+                .where(CredentialRow.tenant_id == tenant_id)
+                .order_by(CredentialRow.provider)
+            )
+            return [
+                SealedCredential(
+                    id=row.id,
+                    provider=row.provider,
+                    version=row.version,
+                    dek_version=row.dek_version,
+                    ciphertext=base64.b64encode(row.ciphertext).decode(),
+                )
+                for row in rows
+            ]
+
+    # -- rotation --------------------------------------------------------------------------
+
+    async def rotate_kek(self, progress: Callable[[int, int], None] | None = None) -> int:
+        """Rewrap every DEK not under the active KEK; one row per transaction; resumable."""
+        async with self.db.transaction() as session:
+            pending = list(
+                await session.scalars(
+                    select(TenantDataKeyRow.tenant_id).where(
+                        TenantDataKeyRow.wrapped_dek.is_not(None),
+                    )
+                )
+            )
+        done = 0
+        for index, tenant_id in enumerate(pending, 1):
+            async with self.db.transaction() as session:
+                row = await session.get(TenantDataKeyRow, tenant_id, with_for_update=True)
+                if row is not None and row.wrapped_dek is not None:
+                    changed = False
+                    for attr, version in (
+                        ("wrapped_dek", row.dek_version),
+                        ("pending_wrapped_dek", row.pending_version),
+                    ):
+                        wrapped = getattr(row, attr)
+                        if (
+                            wrapped is None
+                            or version is None
+                            or not self.ring.needs_rewrap(wrapped)
+                        ):
+                            continue
+                        dek = self._unwrap_dek(wrapped, tenant_id, version)
+                        setattr(
+                            row,
+                            attr,
+                            self.ring.wrap_dek(dek, tenant_id=tenant_id, dek_version=version),
+                        )
+                        changed = True
+                    if changed:
+                        row.kek_id = self.ring.active_id
+                        row.updated_at = utcnow()
+                        done += 1
+            if progress is not None:
+                progress(index, len(pending))
+        return done
+
+    async def rotate_dek(
+        self, tenant_id: str, progress: Callable[[int, int], None] | None = None
+    ) -> int:
+        """Re-encrypt one tenant's credentials under a new DEK; resumable."""
+        async with self.db.transaction() as session:
+            await self._key_row(session, tenant_id)
+            row = await session.get(TenantDataKeyRow, tenant_id, with_for_update=True)
+            assert row is not None
+            if row.pending_version is None:
+                row.pending_version = row.dek_version + 1
+                row.pending_wrapped_dek = self.ring.wrap_dek(
+                    new_dek(), tenant_id=tenant_id, dek_version=row.pending_version
+                )
+                row.updated_at = utcnow()
+            target = row.pending_version
+            ids = list(
+                await session.scalars(
+                    select(CredentialRow.id).where(
+                        CredentialRow.tenant_id == tenant_id, CredentialRow.dek_version != target
+                    )
+                )
+            )
+        for index, credential_id in enumerate(ids, 1):
+            async with self.db.transaction() as session:
+                keys = await self._key_row(session, tenant_id)
+                credential = await session.get(CredentialRow, credential_id, with_for_update=True)
+                if credential is not None and credential.dek_version != target:
+                    old = self._unwrap(keys, credential.dek_version)
+                    context = _context(tenant_id, credential.id, credential.version)
+                    plaintext = open_credential(old, credential.ciphertext, **context)
+                    credential.ciphertext = seal_credential(
+                        self._unwrap(keys, target), plaintext, **context
+                    )
+                    credential.dek_version = target
+            if progress is not None:
+                progress(index, len(ids))
+        async with self.db.transaction() as session:
+            row = await session.get(TenantDataKeyRow, tenant_id, with_for_update=True)
+            assert row is not None
+            left = await session.scalar(
+                select(CredentialRow.id).where(
+                    CredentialRow.tenant_id == tenant_id, CredentialRow.dek_version != target
+                )
+            )
+            if left is None and row.pending_version == target:
+                row.dek_version = target
+                row.wrapped_dek = row.pending_wrapped_dek
+                row.kek_id = self.ring.kek_id_of(row.wrapped_dek) if row.wrapped_dek else None
+                row.pending_version = None
+                row.pending_wrapped_dek = None
+                row.updated_at = utcnow()
+        self.on_change(tenant_id)
+        return len(ids)
