@@ -16,6 +16,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig
 
 from control_plane.api.credentials import CredentialController
+from control_plane.api.internal import unseal_gateway
 from control_plane.api.ops import MetricsController, healthz, readyz
 from control_plane.api.problems import EXCEPTION_HANDLERS
 from control_plane.api.tenants import GatewayKeyController, TenantController
@@ -81,6 +82,7 @@ def create_app(
         runtime,
         vault=vault,
         platform_models_url=settings.platform_models_url,
+        control_plane_url=settings.internal_url,
         concurrency=settings.reconcile_concurrency,
         resync_interval=settings.resync_interval,
     )
@@ -121,6 +123,7 @@ def create_app(
             TenantController,
             GatewayKeyController,
             CredentialController,
+            unseal_gateway,
             healthz,
             readyz,
             MetricsController,

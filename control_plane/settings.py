@@ -52,6 +52,9 @@ class Settings:
     resync_interval: float = 5.0
     """Seconds between full passes that pick up anything a notification missed."""
     local: LocalRuntimeSettings = field(default_factory=LocalRuntimeSettings)
+    internal_url: str | None = None
+    """``TENANTRY_INTERNAL_URL``: how gateways reach this control plane (to unseal their
+    credentials); ``tenantry up`` fills it in from the address it listens on."""
     kek: str | None = field(default=None, repr=False)
     """``TENANTRY_KEK``: the key ring (``id:base64key,…``, first active); None means the
     embedded default's generated ring in ``DIR/kek``."""
@@ -188,6 +191,7 @@ def load_settings(
         ),
         resync_interval=_number(env, "TENANTRY_RESYNC_INTERVAL", 5.0, minimum=0.1),
         local=local,
+        internal_url=_url(env, "TENANTRY_INTERNAL_URL", ("http", "https")),
         kek=env.get("TENANTRY_KEK", "").strip() or None,
         provider_env={k: v for k, v in env.items() if k.endswith("_API_BASE")},
     )

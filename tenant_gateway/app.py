@@ -34,6 +34,7 @@ from prometheus_client import (
 
 from tenant_gateway.chat import CONVERSATION_HEADER, ChatService, ChatStream
 from tenant_gateway.contract import Readiness
+from tenant_gateway.credentials import CredentialKeeper
 from tenant_gateway.keys import BundleSource
 from tenant_gateway.models import ModelClient, ModelList, UpstreamFailed
 from tenant_gateway.settings import PROBLEM_BASE, GatewayError, GatewaySettings
@@ -191,9 +192,12 @@ def create_app(
     bundles: BundleSource,
     store: ConversationStore,
     models: ModelClient,
+    credentials: CredentialKeeper | None = None,
 ) -> Litestar:
     """The gateway app of one tenant. Startup opens the store, starts the model client and
     the bundle watcher; shutdown undoes that."""
+    keeper = credentials or CredentialKeeper(bundles.path.parent)
+    bundles.listeners.append(keeper.sync)
     metrics = GatewayMetrics(bundles)
     models.observe = metrics.observe_upstream
     chat = ChatService(settings, bundles, store, models, observe=metrics.observe_completion)
@@ -217,7 +221,9 @@ def create_app(
                 "service_unavailable",
                 "starting",
             )
-        return Response(Readiness(status="ready", tenant_id=bundles.tenant_id))
+        return Response(
+            Readiness(status="ready", tenant_id=bundles.tenant_id, credentials=keeper.providers)
+        )
 
     @get("/metrics")
     async def metrics_endpoint() -> Response[bytes]:
@@ -252,6 +258,7 @@ def create_app(
                     )
                     raise outcome
             bundles.refresh()
+            await keeper.sync(bundles.bundle)
             watcher = asyncio.create_task(bundles.watch(), name="bundle-watcher")
             ready.value = True
             try:

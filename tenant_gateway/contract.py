@@ -27,6 +27,9 @@ STATE_FILE = "state.json"
 LOCK_FILE = "gateway.lock"
 LOG_FILE = "gateway.log"
 
+IDENTITY_FILE = "identity-token"
+UNSEAL_PATH = "/internal/v1/gateways/{tenant_id}/unseal"
+
 BUNDLE_VERSION = 1
 
 
@@ -59,6 +62,9 @@ class GatewayBundle(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     keys: list[GatewayKeyDigest]
     platform_models_url: str | None = None
     credentials: list[SealedCredential] = msgspec.field(default_factory=list)
+    control_plane_url: str | None = None
+    """Where the gateway unseals its data key (``UNSEAL_PATH``), with the token in
+    ``IDENTITY_FILE`` beside the bundle."""
     version: int = BUNDLE_VERSION
 
 
@@ -77,6 +83,16 @@ class Readiness(msgspec.Struct, frozen=True):
 
     status: str
     tenant_id: str
+    credentials: list[str] = msgspec.field(default_factory=list)
+    """Providers whose credentials the gateway holds unsealed (names only)."""
+
+
+class UnsealResponse(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The control plane's answer to ``POST UNSEAL_PATH``: the tenant's data keys by version,
+    base64. The gateway keeps them, and what they open, in memory only."""
+
+    tenant_id: str
+    data_keys: dict[str, str]
 
 
 def digest_gateway_key(value: str) -> str:

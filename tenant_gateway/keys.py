@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import msgspec
@@ -112,6 +113,8 @@ class BundleSource:
         self._keys = KeyRing.of(initial)
         self._signature = _signature(path)
         self.reloads = 0
+        self.listeners: list[Callable[[GatewayBundle], Awaitable[None]]] = []
+        """Called with each new bundle the watcher puts in force."""
 
     @property
     def bundle(self) -> GatewayBundle:
@@ -162,6 +165,8 @@ class BundleSource:
         while True:
             await asyncio.sleep(self.interval)
             try:
-                self.refresh()
+                if self.refresh():
+                    for listener in self.listeners:
+                        await listener(self._bundle)
             except Exception:  # never let the watcher die: keys must keep updating
                 log.exception("checking %s failed", self.path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import socket
@@ -71,6 +72,9 @@ def run(args: argparse.Namespace) -> int:
     port = sock.getsockname()[1]
     host = settings.host if ":" not in settings.host else f"[{settings.host}]"
     url = f"http://{host}:{port}"
+    if settings.internal_url is None:
+        internal_host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else host
+        settings = dataclasses.replace(settings, internal_url=f"http://{internal_host}:{port}")
     app = create_app(settings, on_first_token=_announce_token(settings))
 
     def started() -> None:

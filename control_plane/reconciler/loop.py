@@ -27,6 +27,7 @@ class TenantReconciler:
         *,
         platform_models_url: str | None,
         vault: CredentialVault | None = None,
+        control_plane_url: str | None = None,
         concurrency: int = 16,
         resync_interval: float = 5.0,
     ) -> None:
@@ -34,6 +35,7 @@ class TenantReconciler:
         self.runtime = runtime
         self.platform_models_url = platform_models_url
         self.vault = vault
+        self.control_plane_url = control_plane_url
         self.concurrency = concurrency
         self.resync_interval = resync_interval
         self._queue: asyncio.Queue[str] = asyncio.Queue()
@@ -177,7 +179,8 @@ class TenantReconciler:
             await self.lifecycle.note(tenant.id, "gateway.starting", "starting gateway")
         started = time.perf_counter()
         credentials = await self.vault.sealed_credentials(tenant.id) if self.vault else []
-        status = await self.runtime.ensure_running(self._spec(tenant, credentials))
+        identity = await self.vault.gateway_identity(tenant.id) if self.vault else None
+        status = await self.runtime.ensure_running(self._spec(tenant, credentials, identity))
         if not status.adopted and tenant.state != TenantState.RUNNING:
             metrics.PROVISION_SECONDS.observe(time.perf_counter() - started)
         if status.adopted:
@@ -217,16 +220,23 @@ class TenantReconciler:
             message="gateway stopped and removed",
         )
 
-    def _spec(self, tenant: TenantSnapshot, credentials: list[SealedCredential]) -> GatewaySpec:
+    def _spec(
+        self,
+        tenant: TenantSnapshot,
+        credentials: list[SealedCredential],
+        identity_token: str | None,
+    ) -> GatewaySpec:
         return GatewaySpec(
             tenant_id=tenant.id,
             slug=tenant.slug,
+            identity_token=identity_token,
             bundle=GatewayBundle(
                 tenant_id=tenant.id,
                 tenant_slug=tenant.slug,
                 keys=list(tenant.keys),
                 platform_models_url=self.platform_models_url,
                 credentials=credentials,
+                control_plane_url=self.control_plane_url,
             ),
         )
 

@@ -10,7 +10,9 @@ it re-encrypts credentials one by one, and promotes it when none is left under t
 from __future__ import annotations
 
 import base64
+import hmac
 import json
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,10 +29,22 @@ from control_plane.errors import ConflictError, NotFoundError
 from control_plane.vault import providers
 from control_plane.vault.errors import UnknownKek
 from control_plane.vault.keyring import KekRing, load_or_create_ring, new_dek
-from tenant_gateway.contract import SealedCredential
+from tenant_gateway.contract import SealedCredential, UnsealResponse
 from tenant_gateway.sealed import open_credential, seal_credential
 
 ChangeListener = Callable[[str], None]
+
+IDENTITY = "gateway_identity"
+"""Reserved provider name: the gateway's identity token, sealed like a credential so that
+rotation and crypto-shredding cover it too. Never listed, never put in a bundle."""
+
+
+class UnsealRefused(ConflictError):
+    """The control plane will not hand this gateway its data keys."""
+
+    status_code = 403
+    problem_type = "https://tenantry.dev/problems/unseal-refused"
+    title = "Unseal refused"
 
 
 class CredentialRead(msgspec.Struct, kw_only=True):
@@ -150,6 +164,25 @@ class CredentialVault:
         values = providers.check_fields(provider, submitted)
         if validate:
             await provider.validate(values, self.http, self.bases)
+        result = await self._store(
+            tenant_id,
+            provider.name,
+            values,
+            hint=providers.hint(provider, values),
+            public=providers.public_fields(provider, values),
+        )
+        self.on_change(tenant_id)
+        return result
+
+    async def _store(
+        self,
+        tenant_id: str,
+        provider_name: str,
+        values: dict[str, str],
+        *,
+        hint: str,
+        public: dict[str, str],
+    ) -> CredentialRead:
         plaintext = json.dumps(values, sort_keys=True).encode()
         async with self.db.transaction() as session:
             tenant = await session.get(TenantRow, tenant_id)
@@ -162,7 +195,7 @@ class CredentialVault:
             dek = self._unwrap(keys, dek_version)
             row = await session.scalar(
                 select(CredentialRow).where(
-                    CredentialRow.tenant_id == tenant_id, CredentialRow.provider == provider.name
+                    CredentialRow.tenant_id == tenant_id, CredentialRow.provider == provider_name
                 )
             )
             now = utcnow()
@@ -170,7 +203,7 @@ class CredentialVault:
                 row = CredentialRow(
                     id=new_id(),
                     tenant_id=tenant_id,
-                    provider=provider.name,
+                    provider=provider_name,
                     version=0,
                     created_at=now,
                 )
@@ -180,23 +213,60 @@ class CredentialVault:
             row.ciphertext = seal_credential(
                 dek, plaintext, **_context(tenant_id, row.id, row.version)
             )
-            row.hint = providers.hint(provider, values)
-            row.public = providers.public_fields(provider, values)
+            row.hint = hint
+            row.public = public
             row.updated_at = now
-            result = _read(row)
-        self.on_change(tenant_id)
-        return result
+            return _read(row)
 
     async def list_credentials(self, tenant_id: str) -> list[CredentialRead]:
         async with self.db.transaction() as session:
             rows = await session.scalars(
                 select(CredentialRow)
-                .where(CredentialRow.tenant_id == tenant_id)
+                .where(CredentialRow.tenant_id == tenant_id, CredentialRow.provider != IDENTITY)
                 .order_by(CredentialRow.provider)
             )
             return [_read(row) for row in rows]
 
+    # -- gateway identity and unsealing -----------------------------------------------------
+
+    async def gateway_identity(self, tenant_id: str) -> str:
+        """The token the tenant's gateway unseals with; made (and sealed) on first use."""
+        try:
+            return (await self.reveal(tenant_id, IDENTITY))["token"]
+        except NotFoundError:
+            pass
+        token = "tgi_" + secrets.token_urlsafe(32)
+        await self._store(tenant_id, IDENTITY, {"token": token}, hint="…", public={})
+        return token
+
+    async def unseal(self, tenant_id: str, authorization: str | None) -> UnsealResponse:
+        """The tenant's data keys, for its gateway presenting its identity token."""
+        scheme, _, presented = (authorization or "").partition(" ")
+        async with self.db.transaction() as session:
+            tenant = await session.get(TenantRow, tenant_id)
+        if tenant is None or tenant.delete_requested:
+            raise UnsealRefused("this tenant does not exist or is being deleted")
+        try:
+            expected = (await self.reveal(tenant_id, IDENTITY))["token"]
+        except (NotFoundError, ConflictError):
+            raise UnsealRefused("this tenant has no gateway identity") from None
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            presented.strip().encode(), expected.encode()
+        ):
+            raise UnsealRefused("the gateway identity token is not valid")
+        if tenant.suspended:
+            raise UnsealRefused("the tenant is suspended; its credentials stay sealed")
+        async with self.db.transaction() as session:
+            keys = await self._key_row(session, tenant_id)
+            versions = [keys.dek_version] + (
+                [keys.pending_version] if keys.pending_version is not None else []
+            )
+            data_keys = {str(v): base64.b64encode(self._unwrap(keys, v)).decode() for v in versions}
+        return UnsealResponse(tenant_id=tenant_id, data_keys=data_keys)
+
     async def delete(self, tenant_id: str, provider_name: str) -> None:
+        if provider_name == IDENTITY:
+            raise NotFoundError(f"no {provider_name!r} credential for this tenant")
         async with self.db.transaction() as session:
             row = await session.scalar(
                 select(CredentialRow).where(
@@ -228,7 +298,7 @@ class CredentialVault:
         async with self.db.transaction() as session:
             rows = await session.scalars(
                 select(CredentialRow)
-                .where(CredentialRow.tenant_id == tenant_id)
+                .where(CredentialRow.tenant_id == tenant_id, CredentialRow.provider != IDENTITY)
                 .order_by(CredentialRow.provider)
             )
             return [

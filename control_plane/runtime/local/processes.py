@@ -86,12 +86,17 @@ def read_state(runtime_dir: Path) -> GatewayState | None:
 def write_bundle(runtime_dir: Path, bundle: GatewayBundle) -> bool:
     """Atomically replace ``bundle.json`` if its content changed; True if it did."""
     runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path = runtime_dir / BUNDLE_FILE
-    content = msgspec.json.encode(bundle)
+    return write_secret_file(runtime_dir / BUNDLE_FILE, msgspec.json.encode(bundle))
+
+
+def write_secret_file(path: Path, content: bytes) -> bool:
+    """Atomically replace ``path`` (mode 0600) if its content changed; True if it did."""
+    runtime_dir = path.parent
+    runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     with contextlib.suppress(OSError):
         if path.read_bytes() == content:
             return False
-    fd, tmp = tempfile.mkstemp(dir=runtime_dir, prefix=".bundle-")
+    fd, tmp = tempfile.mkstemp(dir=runtime_dir, prefix=f".{path.name}-")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(content)

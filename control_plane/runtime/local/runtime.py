@@ -31,7 +31,13 @@ from control_plane.runtime.base import (
 )
 from control_plane.runtime.local import processes
 from control_plane.settings import Settings
-from tenant_gateway.contract import LOG_FILE, STATE_FILE, GatewayState, Readiness
+from tenant_gateway.contract import (
+    IDENTITY_FILE,
+    LOG_FILE,
+    STATE_FILE,
+    GatewayState,
+    Readiness,
+)
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +102,13 @@ class LocalRuntime:
     async def ensure_running(self, spec: GatewaySpec) -> GatewayStatus:
         gateway = self._gateway(spec.tenant_id)
         async with gateway.lock:
+            # The identity first: a gateway that sees a new bundle may unseal at once.
+            if spec.identity_token is not None:
+                await asyncio.to_thread(
+                    processes.write_secret_file,
+                    gateway.runtime_dir / IDENTITY_FILE,
+                    spec.identity_token.encode(),
+                )
             await asyncio.to_thread(processes.write_bundle, gateway.runtime_dir, spec.bundle)
             gateway.wanted = True
             if gateway.alive() and gateway.port is not None:

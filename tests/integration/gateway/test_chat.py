@@ -31,7 +31,7 @@ async def test_probes_need_no_key_and_readyz_names_the_tenant(gateway: Gateway) 
         ready = await client.get("/readyz")
     assert (health.status_code, health.json()) == (200, {"status": "ok"})
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ready", "tenant_id": TENANT_ID}
+    assert ready.json() == {"status": "ready", "tenant_id": TENANT_ID, "credentials": []}
 
 
 async def test_a_chat_completion_is_relayed_and_remembered(

@@ -106,7 +106,11 @@ def test_the_gateway_process_serves_holds_its_lock_and_stops_cleanly(
     assert state.tenant_id == TENANT_ID
     assert (state.host, state.port > 0) == ("127.0.0.1", True)
     url = f"http://127.0.0.1:{state.port}"
-    assert httpx.get(f"{url}/readyz").json() == {"status": "ready", "tenant_id": TENANT_ID}
+    assert httpx.get(f"{url}/readyz").json() == {
+        "status": "ready",
+        "tenant_id": TENANT_ID,
+        "credentials": [],
+    }
 
     headers = {"Authorization": f"Bearer {key}"}
     reply = httpx.post(f"{url}/v1/chat/completions", json=CHAT_BODY, headers=headers, timeout=30)

@@ -1,0 +1,122 @@
+"""The tenant's credentials, held unsealed in this process's memory and nowhere else.
+
+The bundle carries only ciphertexts. To open them the gateway asks the control plane for
+its tenant's data keys (``POST UNSEAL_PATH`` with the identity token from the runtime dir),
+keeps the keys and the opened credentials in memory, and does so again whenever a new
+bundle arrives (the bundle watcher notices within ``bundle_poll_interval``), so a credential
+stored or rotated by an admin works without a restart. A refusal (for example, the tenant
+is suspended) drops every credential held, and model calls that need one fail clearly.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+from pathlib import Path
+
+import httpx
+import msgspec
+
+from tenant_gateway.contract import (
+    IDENTITY_FILE,
+    UNSEAL_PATH,
+    GatewayBundle,
+    UnsealResponse,
+)
+from tenant_gateway.sealed import SealError, open_credential
+from tenant_gateway.settings import GatewayError
+
+log = logging.getLogger(__name__)
+
+
+class CredentialsSealed(GatewayError):
+    """A model call needs a credential the gateway could not unseal."""
+
+    status_code = 403
+    problem = "credentials-sealed"
+    title = "Credentials sealed"
+    error_type = "permission_error"
+    code = "credentials_sealed"
+
+
+class CredentialKeeper:
+    def __init__(self, runtime_dir: Path, *, timeout: float = 5.0) -> None:
+        self.runtime_dir = runtime_dir
+        self.timeout = timeout
+        self._data_keys: dict[int, bytes] = {}
+        self._credentials: dict[str, dict[str, str]] = {}
+        self.refusal: str | None = None
+
+    @property
+    def providers(self) -> list[str]:
+        return sorted(self._credentials)
+
+    def get(self, provider: str) -> dict[str, str]:
+        """The opened fields of ``provider``'s credential, or CredentialsSealed."""
+        if provider in self._credentials:
+            return self._credentials[provider]
+        reason = self.refusal or f"this tenant has no {provider} credential"
+        raise CredentialsSealed(reason)
+
+    async def sync(self, bundle: GatewayBundle) -> None:
+        """Open the bundle's credentials, unsealing data keys this gateway lacks."""
+        if not bundle.credentials:
+            self._credentials, self.refusal = {}, None
+            return
+        needed = {c.dek_version for c in bundle.credentials}
+        stale = not needed <= set(self._data_keys) or self.refusal is not None
+        if stale and not await self._unseal(bundle):
+            return
+        opened: dict[str, dict[str, str]] = {}
+        for credential in bundle.credentials:
+            dek = self._data_keys.get(credential.dek_version)
+            if dek is None:
+                continue
+            try:
+                plaintext = open_credential(
+                    dek,
+                    base64.b64decode(credential.ciphertext),
+                    tenant_id=bundle.tenant_id,
+                    credential_id=credential.id,
+                    version=credential.version,
+                )
+                opened[credential.provider] = json.loads(plaintext)
+            except (SealError, binascii.Error, ValueError) as exc:
+                log.warning(
+                    "cannot open the %s credential: %s", credential.provider, type(exc).__name__
+                )
+        self._credentials = opened
+
+    async def _unseal(self, bundle: GatewayBundle) -> bool:
+        if bundle.control_plane_url is None:
+            return self._refuse("no control plane to unseal with")
+        try:
+            token = (self.runtime_dir / IDENTITY_FILE).read_text().strip()
+        except OSError:
+            return self._refuse("no identity token")
+        url = bundle.control_plane_url.rstrip("/") + UNSEAL_PATH.format(tenant_id=bundle.tenant_id)
+        try:
+            async with httpx.AsyncClient(timeout=self.timeout, trust_env=False) as client:
+                response = await client.post(url, headers={"Authorization": f"Bearer {token}"})
+        except httpx.HTTPError as exc:
+            return self._refuse(f"control plane unreachable ({type(exc).__name__})")
+        if response.status_code != 200:
+            try:
+                detail = str(response.json().get("detail", ""))
+            except ValueError:
+                detail = ""
+            return self._refuse(f"unseal refused ({response.status_code}): {detail}")
+        try:
+            answer = msgspec.json.decode(response.content, type=UnsealResponse)
+            self._data_keys = {int(v): base64.b64decode(k) for v, k in answer.data_keys.items()}
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError, binascii.Error):
+            return self._refuse("the control plane's unseal answer was not understood")
+        self.refusal = None
+        return True
+
+    def _refuse(self, reason: str) -> bool:
+        self._data_keys, self._credentials, self.refusal = {}, {}, reason
+        log.warning("credentials stay sealed: %s", reason)
+        return False
