@@ -15,6 +15,7 @@ import uvicorn
 import uvloop
 
 from control_plane.app import create_app
+from control_plane.cli import redaction
 from control_plane.errors import SettingsError
 from control_plane.settings import Settings, load_settings
 
@@ -61,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+    redaction.install()
     # Per-request logs of our own HTTP client (readiness probes) would drown the rest.
     for noisy in ("alembic", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
