@@ -25,7 +25,6 @@ from tenant_gateway.contract import (
     GatewayBundle,
     UnsealResponse,
 )
-from tenant_gateway.sealed import SealError, open_credential
 from tenant_gateway.settings import GatewayError
 
 log = logging.getLogger(__name__)
@@ -65,6 +64,9 @@ class CredentialKeeper:
         if not bundle.credentials:
             self._credentials, self.refusal = {}, None
             return
+        # Imported here: a tenant without credentials never loads the AEAD library.
+        from tenant_gateway.sealed import SealError, open_credential
+
         needed = {c.dek_version for c in bundle.credentials}
         stale = not needed <= set(self._data_keys) or self.refusal is not None
         if stale and not await self._unseal(bundle):
