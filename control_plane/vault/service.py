@@ -14,6 +14,7 @@ import hmac
 import json
 import secrets
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +55,8 @@ class CredentialRead(msgspec.Struct, kw_only=True):
     version: int
     hint: str
     fields: dict[str, str]
-    created_at: Any
-    updated_at: Any
+    created_at: datetime
+    updated_at: datetime
 
 
 def _read(row: CredentialRow) -> CredentialRead:
