@@ -262,7 +262,21 @@ def main(argv: list[str] | None = None) -> int:
         ModelClient(settings),
     )
 
+    serving = True
+
+    async def keep_state(state: GatewayState) -> None:
+        # state.json is how a runtime finds and adopts this gateway: should it vanish while
+        # the gateway serves (a runtime clearing what it took for a stale file), put it back.
+        import asyncio
+
+        while serving:
+            await asyncio.sleep(0.5)
+            if serving and not (runtime_dir / STATE_FILE).exists():
+                write_state(runtime_dir, state)
+
     def started() -> None:
+        import asyncio
+
         state = GatewayState(
             tenant_id=bundle.tenant_id,
             pid=os.getpid(),
@@ -271,10 +285,19 @@ def main(argv: list[str] | None = None) -> int:
             started_at=time.time(),
         )
         write_state(runtime_dir, state)
+        app.state["state_keeper"] = asyncio.get_running_loop().create_task(keep_state(state))
         log.info("gateway of tenant %s listening on %s:%d", bundle.tenant_id, host, port)
 
+    def stopping() -> None:
+        nonlocal serving
+        serving = False
+        keeper = app.state.get("state_keeper")
+        if keeper is not None:
+            keeper.cancel()
+        remove_state(runtime_dir)
+
     try:
-        ok = _serve(app, sock, settings, started, lambda: remove_state(runtime_dir))
+        ok = _serve(app, sock, settings, started, stopping)
     except SystemExit:  # uvicorn exits when the app's startup fails
         ok = False
     except Exception:
