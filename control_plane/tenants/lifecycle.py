@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 
 from control_plane.db.engine import Database
 from control_plane.db.models import TenantRow
@@ -86,8 +86,6 @@ class TenantLifecycle:
             return list(rows)
 
     async def counts_by_state(self) -> dict[str, int]:
-        from sqlalchemy import func
-
         async with self.db.transaction() as session:
             rows = await session.execute(
                 select(TenantRow.state, func.count()).group_by(TenantRow.state)

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
 import pytest
 
 from tests.e2e.conftest import ControlPlaneProcess
+from tests.environment import without_settings
 
 pytestmark = pytest.mark.slow
 
 
-def tenantry(cp: ControlPlaneProcess, *args: str, env: dict[str, str] | None = None) -> str:
-    result = subprocess.run(
+def run_tenants(cp: ControlPlaneProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [
             sys.executable,
             "-m",
@@ -28,9 +28,13 @@ def tenantry(cp: ControlPlaneProcess, *args: str, env: dict[str, str] | None = N
         capture_output=True,
         text=True,
         timeout=180,
-        env=env or {k: v for k, v in os.environ.items() if not k.startswith("TENANTRY_")},
+        env=without_settings(),
         check=False,
     )
+
+
+def tenantry(cp: ControlPlaneProcess, *args: str) -> str:
+    result = run_tenants(cp, *args)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -58,44 +62,19 @@ def test_create_list_get_delete(control_plane_process: ControlPlaneProcess) -> N
 
 def test_errors_are_explained(control_plane_process: ControlPlaneProcess) -> None:
     cp = control_plane_process
-    base = [
-        sys.executable,
-        "-m",
-        "control_plane.cli.main",
-        "tenants",
-        "--data-dir",
-        str(cp.data_dir),
-    ]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TENANTRY_")}
-    bad_slug = subprocess.run(
-        [*base, "create", "Bad_Slug"], capture_output=True, text=True, env=env, check=False
-    )
+    bad_slug = run_tenants(cp, "create", "Bad_Slug")
     assert bad_slug.returncode == 1
     assert "422" in bad_slug.stderr
     assert "not a DNS label" in bad_slug.stderr
 
-    missing = subprocess.run(
-        [*base, "get", "nobody"], capture_output=True, text=True, env=env, check=False
-    )
+    missing = run_tenants(cp, "get", "nobody")
     assert missing.returncode == 1
     assert "404: no tenant 'nobody'" in missing.stderr
 
-    wrong_token = subprocess.run(
-        [*base, "--token", "tnt_admin_wrong", "list"],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
+    wrong_token = run_tenants(cp, "--token", "tnt_admin_wrong", "list")
     assert wrong_token.returncode == 1
     assert "401" in wrong_token.stderr
 
-    unreachable = subprocess.run(
-        [*base, "--url", "http://127.0.0.1:9", "list"],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
+    unreachable = run_tenants(cp, "--url", "http://127.0.0.1:9", "list")
     assert unreachable.returncode == 1
     assert "cannot reach the control plane" in unreachable.stderr

@@ -4,7 +4,6 @@ values are then searched for in every file, log line and HTTP response: zero hit
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from typing import Any
@@ -14,6 +13,7 @@ import pytest
 
 from tests.e2e.conftest import ControlPlaneProcess
 from tests.e2e.test_embedded_default import chat, wait_running
+from tests.environment import without_settings
 from tests.waiting import eventually_sync
 
 pytestmark = pytest.mark.slow
@@ -84,7 +84,6 @@ def test_credentials_reach_only_the_gateways_memory(
         assert unseal("tgi_forged").status_code == 403
 
         # Rotating the tenant's DEK while it runs does not disturb it.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TENANTRY_")}
         rotated = subprocess.run(
             [
                 sys.executable,
@@ -98,7 +97,7 @@ def test_credentials_reach_only_the_gateways_memory(
             ],
             capture_output=True,
             text=True,
-            env=env,
+            env=without_settings(),
             timeout=120,
             check=False,
         )

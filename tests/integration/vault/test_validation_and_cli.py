@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -18,6 +17,7 @@ from control_plane.db.engine import Database
 from control_plane.db.models import TenantDataKeyRow
 from control_plane.settings import load_settings
 from tests.doubles.provider_apis import ProviderAPIs, provider_apis
+from tests.environment import without_settings
 from tests.integration.api.test_tenants_api import assert_problem, create
 
 GOOD_KEY = "sk-valid-planted-key-000000000001"
@@ -74,7 +74,6 @@ async def test_unreachable_provider_is_a_502(client: AsyncTestClient, apis: Prov
 
 
 def tenantry(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TENANTRY_")}
     return subprocess.run(
         [
             sys.executable,
@@ -88,7 +87,7 @@ def tenantry(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=120,
-        env=env,
+        env=without_settings(),
         check=False,
     )
 
