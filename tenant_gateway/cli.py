@@ -65,6 +65,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="the tenant's volume (conversations.sqlite3 is kept there)",
     )
+    parser.add_argument(
+        "--bundle-dir",
+        type=Path,
+        default=None,
+        help=(
+            "directory with bundle.json and identity-token, read only (default: the runtime"
+            " dir); on Kubernetes, the mounted sealed-bundle Secret"
+        ),
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument(
         "--port", type=int, default=0, help="port to listen on; 0, or taken, picks a free one"
@@ -221,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     runtime_dir: Path = args.runtime_dir.absolute()
     data_dir: Path = args.data_dir.absolute()
+    bundle_dir: Path = (args.bundle_dir or args.runtime_dir).absolute()
     try:
         settings = load_settings(os.environ)
     except SettingsError as exc:
@@ -240,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     # lock_fd stays open until the process ends, however it ends: the kernel then lets go.
     try:
-        bundle = read_bundle(runtime_dir / BUNDLE_FILE)
+        bundle = read_bundle(bundle_dir / BUNDLE_FILE)
     except BundleError as exc:
         return _fail(exc.detail, EXIT_BAD_CONFIG)
 
@@ -257,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
 
     app = create_app(
         settings,
-        BundleSource(runtime_dir / BUNDLE_FILE, bundle, interval=settings.bundle_poll_interval),
+        BundleSource(bundle_dir / BUNDLE_FILE, bundle, interval=settings.bundle_poll_interval),
         ConversationStore(data_dir / DATABASE_FILE),
         ModelClient(settings),
     )
