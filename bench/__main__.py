@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import datetime
 import json
 import os
@@ -82,6 +83,7 @@ def bare_gateway_starts(root: Path, runs: int, upstream_url: str) -> list[float]
             tenant_id=f"bare-{n}",
             tenant_slug=f"bare-{n}",
             keys=[],
+            key_digest_key=base64.b64encode(bytes(32)).decode(),
             platform_models_url=upstream_url,
         )
         (runtime_dir / "bundle.json").write_bytes(msgspec.json.encode(bundle))

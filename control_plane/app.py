@@ -31,7 +31,7 @@ from control_plane.tenants.events import EventSignal
 from control_plane.tenants.keys import GatewayKeyService
 from control_plane.tenants.lifecycle import TenantLifecycle
 from control_plane.tenants.service import TenantService
-from control_plane.vault.keyring import load_or_create_ring
+from control_plane.vault.loading import load_vault_keys
 from control_plane.vault.providers import provider_bases_from_env
 from control_plane.vault.service import CredentialVault
 
@@ -61,18 +61,16 @@ def create_app(
     db = Database(settings.database_url)
     signal = EventSignal()
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    ring, generated = load_or_create_ring(settings.kek, settings.kek_file)
-    if generated:
-        log.warning(
-            "generated a key-encryption key in %s; in production supply TENANTRY_KEK",
-            settings.kek_file,
-        )
+    keys = load_vault_keys(settings)
+    for warning in keys.generated:
+        log.warning("%s", warning)
     provider_http = httpx.AsyncClient(timeout=httpx.Timeout(10.0), trust_env=False)
     lifecycle = TenantLifecycle(db, signal)
     runtime = runtime or LocalRuntime(settings)
     vault = CredentialVault(
         db,
-        ring,
+        keys.ring,
+        digests=keys.digests,
         http=provider_http,
         bases=provider_bases_from_env(settings.provider_env),
         ring_file=None if settings.kek else settings.kek_file,
@@ -86,7 +84,7 @@ def create_app(
         concurrency=settings.reconcile_concurrency,
         resync_interval=settings.resync_interval,
     )
-    admin_tokens = AdminTokens(db)
+    admin_tokens = AdminTokens(db, keys.digests)
     vault.on_change = reconciler.notify
     services: dict[str, Any] = {
         "settings": settings,
@@ -95,14 +93,16 @@ def create_app(
         "reconciler": reconciler,
         "vault": vault,
         "tenants": TenantService(db, signal, vault, on_change=reconciler.notify),
-        "gateway_keys": GatewayKeyService(db, signal, on_change=reconciler.notify),
+        "gateway_keys": GatewayKeyService(db, signal, keys.digests, on_change=reconciler.notify),
         "admin_tokens": admin_tokens,
     }
 
     @asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
         settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        await asyncio.to_thread(migrate.upgrade, settings.database_url)
+        await asyncio.to_thread(
+            migrate.upgrade, settings.database_url, rekey_digest=keys.digests.rekey_sha256
+        )
         token = await admin_tokens.ensure_first(settings.admin_token_file)
         if token is not None and on_first_token is not None:
             on_first_token(token)

@@ -58,6 +58,9 @@ class Settings:
     kek: str | None = field(default=None, repr=False)
     """``TENANTRY_KEK``: the key ring (``id:base64key,…``, first active); None means the
     embedded default's generated ring in ``DIR/kek``."""
+    token_hash_key: str | None = field(default=None, repr=False)
+    """``TENANTRY_TOKEN_HASH_KEY``: 32 bytes in base64, the key of stored token digests;
+    None means the embedded default's generated key in ``DIR/token-hash-key``."""
     provider_env: dict[str, str] = field(default_factory=dict)
     """``TENANTRY_*_API_BASE`` variables: where provider credentials are validated."""
 
@@ -72,6 +75,10 @@ class Settings:
     @property
     def kek_file(self) -> Path:
         return self.data_dir / "kek"
+
+    @property
+    def token_hash_key_file(self) -> Path:
+        return self.data_dir / "token-hash-key"
 
     @property
     def admin_token_file(self) -> Path:
@@ -193,5 +200,6 @@ def load_settings(
         local=local,
         internal_url=_url(env, "TENANTRY_INTERNAL_URL", ("http", "https")),
         kek=env.get("TENANTRY_KEK", "").strip() or None,
+        token_hash_key=env.get("TENANTRY_TOKEN_HASH_KEY", "").strip() or None,
         provider_env={k: v for k, v in env.items() if k.endswith("_API_BASE")},
     )

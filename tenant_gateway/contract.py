@@ -19,6 +19,7 @@ This module imports nothing from the rest of the gateway; the control plane may 
 from __future__ import annotations
 
 import hashlib
+import hmac
 
 import msgspec
 
@@ -31,13 +32,15 @@ IDENTITY_FILE = "identity-token"
 UNSEAL_PATH = "/internal/v1/gateways/{tenant_id}/unseal"
 
 BUNDLE_VERSION = 1
+KEY_DIGEST_KEY_SIZE = 32
 
 
 class GatewayKeyDigest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """One gateway API key, as the gateway knows it: an id and the SHA-256 of the value."""
+    """One gateway API key, as the gateway knows it: an id and the keyed digest of the value
+    (:func:`digest_gateway_key` under the bundle's ``key_digest_key``)."""
 
     id: str
-    sha256: str
+    digest: str
 
 
 class SealedCredential(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -60,6 +63,9 @@ class GatewayBundle(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     tenant_id: str
     tenant_slug: str
     keys: list[GatewayKeyDigest]
+    key_digest_key: str
+    """Base64 of this tenant's 32-byte key for :func:`digest_gateway_key`; it can check this
+    tenant's keys and nothing else."""
     platform_models_url: str | None = None
     credentials: list[SealedCredential] = msgspec.field(default_factory=list)
     control_plane_url: str | None = None
@@ -95,9 +101,11 @@ class UnsealResponse(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     data_keys: dict[str, str]
 
 
-def digest_gateway_key(value: str) -> str:
-    """SHA-256 hex digest of a gateway key.
+def digest_gateway_key(value: str, key: bytes) -> str:
+    """Keyed digest of a gateway key: hex ``HMAC-SHA256(key, SHA-256(value))``.
 
-    Gateway keys are 256-bit random values, so an unsalted fast digest is not guessable.
+    Gateway keys are 256-bit random values, so a fast digest is not guessable; the key keeps
+    a copy of the database from being enough to check a key found elsewhere.
     """
-    return hashlib.sha256(value.encode("utf-8")).hexdigest()
+    inner = hashlib.sha256(value.encode("utf-8")).digest()
+    return hmac.new(key, inner, hashlib.sha256).hexdigest()

@@ -11,6 +11,8 @@ Plaintext keys exist here only for the time of one check; they are never stored 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import msgspec
 
-from tenant_gateway.contract import GatewayBundle, digest_gateway_key
+from tenant_gateway.contract import KEY_DIGEST_KEY_SIZE, GatewayBundle, digest_gateway_key
 from tenant_gateway.settings import GatewayError
 
 log = logging.getLogger(__name__)
@@ -45,11 +47,18 @@ class Unauthorized(GatewayError):
 def parse_bundle(content: bytes) -> GatewayBundle:
     """Decode and validate a bundle; :class:`BundleError` says what is wrong."""
     try:
-        return msgspec.json.decode(content, type=GatewayBundle)
+        bundle = msgspec.json.decode(content, type=GatewayBundle)
     except msgspec.ValidationError as exc:
         raise BundleError(f"invalid bundle: {exc}") from None
     except msgspec.DecodeError as exc:
         raise BundleError(f"bundle is not valid JSON: {exc}") from None
+    try:
+        key = base64.b64decode(bundle.key_digest_key, validate=True)
+    except (binascii.Error, ValueError):
+        raise BundleError("invalid bundle: key_digest_key is not base64") from None
+    if len(key) != KEY_DIGEST_KEY_SIZE:
+        raise BundleError(f"invalid bundle: key_digest_key must be {KEY_DIGEST_KEY_SIZE} bytes")
+    return bundle
 
 
 def read_bundle(path: Path) -> GatewayBundle:
@@ -75,21 +84,23 @@ def bearer_token(authorization: str | None) -> str | None:
 class KeyRing:
     """The set of key digests that are valid right now."""
 
-    __slots__ = ("_digests",)
+    __slots__ = ("_digests", "_key")
 
-    def __init__(self, digests: frozenset[str]) -> None:
+    def __init__(self, digests: frozenset[str], key: bytes) -> None:
         self._digests = digests
+        self._key = key
 
     @classmethod
     def of(cls, bundle: GatewayBundle) -> KeyRing:
-        return cls(frozenset(key.sha256.strip().lower() for key in bundle.keys))
+        key = base64.b64decode(bundle.key_digest_key)
+        return cls(frozenset(k.digest.strip().lower() for k in bundle.keys), key)
 
     def __len__(self) -> int:
         return len(self._digests)
 
     def allows(self, key: str) -> bool:
         # The set holds digests of 256-bit random keys, so looking one up leaks nothing useful.
-        return digest_gateway_key(key) in self._digests
+        return digest_gateway_key(key, self._key) in self._digests
 
 
 _Signature = tuple[int, int, int, int]

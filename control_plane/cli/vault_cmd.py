@@ -25,6 +25,7 @@ from control_plane.settings import load_settings
 from control_plane.tenants.service import find_tenant
 from control_plane.vault.errors import VaultError
 from control_plane.vault.keyring import load_or_create_ring, write_ring
+from control_plane.vault.loading import load_vault_keys
 from control_plane.vault.providers import provider_bases_from_env
 from control_plane.vault.service import CredentialVault
 
@@ -71,12 +72,18 @@ async def _with_vault(args: argparse.Namespace) -> int:
             return 2
         ring, _ = load_or_create_ring(None, settings.kek_file)
         write_ring(ring.with_new_active(), settings.kek_file)
-    ring, _ = load_or_create_ring(settings.kek, settings.kek_file)
-    await asyncio.to_thread(migrate.upgrade, settings.database_url)
+    keys = load_vault_keys(settings)
+    await asyncio.to_thread(
+        migrate.upgrade, settings.database_url, rekey_digest=keys.digests.rekey_sha256
+    )
     db = Database(settings.database_url)
     async with httpx.AsyncClient() as http:
         vault = CredentialVault(
-            db, ring, http=http, bases=provider_bases_from_env(settings.provider_env)
+            db,
+            keys.ring,
+            http=http,
+            bases=provider_bases_from_env(settings.provider_env),
+            digests=keys.digests,
         )
         try:
             code: int = await args.job(vault, db, args)

@@ -1,12 +1,12 @@
-"""Platform admin bearer tokens: random values, shown once, stored as SHA-256 digests.
+"""Platform admin bearer tokens: random values, shown once, stored as keyed digests.
 
-The tokens carry 256 bits of randomness, so a fast digest is safe to store; the value is
-never written anywhere by the control plane except the first token's file (mode 0600).
+The tokens carry 256 bits of randomness, so a fast keyed digest (:mod:`control_plane.vault.
+digests`) is safe to store; the value is never written anywhere by the control plane except
+the first token's file (mode 0600).
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import secrets
 from pathlib import Path
@@ -17,17 +17,15 @@ from control_plane.db.engine import Database
 from control_plane.db.models import AdminTokenRow
 from control_plane.db.values import new_id, utcnow
 from control_plane.errors import AuthenticationError
+from control_plane.vault.digests import TokenDigests
 
 TOKEN_PREFIX = "tnt_admin_"  # noqa: S105 (a prefix, not a secret)
 
 
-def digest(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
 class AdminTokens:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, digests: TokenDigests) -> None:
         self.db = db
+        self.digests = digests
 
     async def create(self, name: str) -> str:
         """Make a token and return its value; only its digest is kept."""
@@ -37,7 +35,7 @@ class AdminTokens:
                 AdminTokenRow(
                     id=new_id(),
                     name=name,
-                    digest=digest(value),
+                    digest=self.digests.digest(value),
                     created_at=utcnow(),
                     revoked_at=None,
                 )
@@ -71,7 +69,7 @@ class AdminTokens:
             raise AuthenticationError("Authorization must be 'Bearer <admin token>'")
         async with self.db.transaction() as session:
             row = await session.scalar(
-                select(AdminTokenRow).where(AdminTokenRow.digest == digest(token))
+                select(AdminTokenRow).where(AdminTokenRow.digest == self.digests.digest(token))
             )
         if row is None or row.revoked_at is not None:
             raise AuthenticationError("the admin token is not valid")

@@ -26,7 +26,7 @@ class TenantReconciler:
         runtime: Runtime,
         *,
         platform_models_url: str | None,
-        vault: CredentialVault | None = None,
+        vault: CredentialVault,
         control_plane_url: str | None = None,
         concurrency: int = 16,
         resync_interval: float = 5.0,
@@ -178,8 +178,8 @@ class TenantReconciler:
         elif tenant.state == TenantState.PROVISIONING:
             await self.lifecycle.note(tenant.id, "gateway.starting", "starting gateway")
         started = time.perf_counter()
-        credentials = await self.vault.sealed_credentials(tenant.id) if self.vault else []
-        identity = await self.vault.gateway_identity(tenant.id) if self.vault else None
+        credentials = await self.vault.sealed_credentials(tenant.id)
+        identity = await self.vault.gateway_identity(tenant.id)
         status = await self.runtime.ensure_running(self._spec(tenant, credentials, identity))
         if not status.adopted and tenant.state != TenantState.RUNNING:
             metrics.PROVISION_SECONDS.observe(time.perf_counter() - started)
@@ -234,6 +234,7 @@ class TenantReconciler:
                 tenant_id=tenant.id,
                 tenant_slug=tenant.slug,
                 keys=list(tenant.keys),
+                key_digest_key=self.vault.digests.gateway_key_secret_b64(tenant.id),
                 platform_models_url=self.platform_models_url,
                 credentials=credentials,
                 control_plane_url=self.control_plane_url,

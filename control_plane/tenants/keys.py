@@ -1,4 +1,4 @@
-"""Gateway API keys: made here, shown once, kept only as SHA-256 digests.
+"""Gateway API keys: made here, shown once, kept only as keyed digests (vault.digests).
 
 The gateway checks a presented key against the digests the runtime delivers in its bundle,
 so a key works without the gateway ever calling back to the control plane.
@@ -18,7 +18,8 @@ from control_plane.db.values import aware, new_id, utcnow
 from control_plane.errors import ConflictError, NotFoundError
 from control_plane.tenants.events import EventSignal, append_event
 from control_plane.tenants.schemas import CreatedGatewayKey, GatewayKeyCreate, GatewayKeyRead
-from tenant_gateway.contract import GatewayKeyDigest, digest_gateway_key
+from control_plane.vault.digests import TokenDigests
+from tenant_gateway.contract import GatewayKeyDigest
 
 KEY_PREFIX = "tgk_"
 
@@ -27,14 +28,16 @@ def mask(value: str) -> str:
     return f"{KEY_PREFIX}…{value[-4:]}"
 
 
-def add_key(session: AsyncSession, tenant_id: str, name: str) -> CreatedGatewayKey:
+def add_key(
+    session: AsyncSession, digests: TokenDigests, tenant_id: str, name: str
+) -> CreatedGatewayKey:
     """Add a new key to the caller's transaction and return its value (once)."""
     value = KEY_PREFIX + secrets.token_urlsafe(32)
     row = GatewayKeyRow(
         id=new_id(),
         tenant_id=tenant_id,
         name=name,
-        digest=digest_gateway_key(value),
+        digest=digests.gateway_key_digest(tenant_id, value),
         hint=mask(value),
         created_at=utcnow(),
         revoked_at=None,
@@ -51,7 +54,7 @@ async def active_digests(session: AsyncSession, tenant_id: str) -> list[GatewayK
         .where(GatewayKeyRow.tenant_id == tenant_id, GatewayKeyRow.revoked_at.is_(None))
         .order_by(GatewayKeyRow.id)
     )
-    return [GatewayKeyDigest(id=row.id, sha256=row.digest) for row in rows]
+    return [GatewayKeyDigest(id=row.id, digest=row.digest) for row in rows]
 
 
 def _read(row: GatewayKeyRow) -> GatewayKeyRead:
@@ -65,9 +68,16 @@ def _read(row: GatewayKeyRow) -> GatewayKeyRead:
 
 
 class GatewayKeyService:
-    def __init__(self, db: Database, signal: EventSignal, on_change: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        db: Database,
+        signal: EventSignal,
+        digests: TokenDigests,
+        on_change: Callable[[str], None],
+    ) -> None:
         self.db = db
         self.signal = signal
+        self.digests = digests
         self.on_change = on_change
 
     def _changed(self, tenant_id: str) -> None:
@@ -77,7 +87,7 @@ class GatewayKeyService:
     async def create(self, tenant_id: str, data: GatewayKeyCreate) -> CreatedGatewayKey:
         async with self.db.transaction() as session:
             await self._live_tenant(session, tenant_id)
-            created = add_key(session, tenant_id, data.name)
+            created = add_key(session, self.digests, tenant_id, data.name)
             append_event(
                 session, tenant_id, "gateway_key.created", f"gateway key {created.hint} created"
             )

@@ -171,7 +171,7 @@ class TenantService:
             session.add(row)
             await session.flush()
             self.vault.add_tenant_key(session, row.id)
-            first_key = keys.add_key(session, row.id, "default")
+            first_key = keys.add_key(session, self.vault.digests, row.id, "default")
             append_event(session, row.id, "tenant.created", f"tenant {slug} created", plan=plan)
             if scoped_key is not None:
                 session.add(

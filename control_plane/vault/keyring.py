@@ -40,7 +40,6 @@ import datetime
 import os
 import re
 import secrets
-import stat
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -49,6 +48,7 @@ from typing import NamedTuple, NoReturn, Self
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from control_plane.vault import keyfile
 from control_plane.vault.errors import (
     KeyRingError,
     UnknownKek,
@@ -186,14 +186,14 @@ def load_or_create_ring(env_value: str | None, key_file: Path) -> tuple[KekRing,
     """
     if env_value and env_value.strip():
         return parse_kek_ring(env_value), False
-    text = _read_key_file(key_file)
+    text = keyfile.read_private(key_file, KeyRingError)
     if text is not None:
         return _parse_key_file(text, key_file), False
     ring = KekRing.generate()
-    if _create_key_file(ring, key_file):
+    if keyfile.create_private(key_file, ring.to_config() + "\n", KeyRingError):
         return ring, True
     # Another process created the file first; its ring is the one everybody uses.
-    text = _read_key_file(key_file)
+    text = keyfile.read_private(key_file, KeyRingError)
     if text is None:
         raise KeyRingError(f"not set, and the key file {key_file} vanished while being created")
     return _parse_key_file(text, key_file), False
@@ -201,16 +201,7 @@ def load_or_create_ring(env_value: str | None, key_file: Path) -> tuple[KekRing,
 
 def write_ring(ring: KekRing, key_file: Path) -> None:
     """Replace ``key_file`` (mode 0600) with ``ring``, atomically."""
-    try:
-        key_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        temporary = _write_private_temporary(key_file, ring.to_config() + "\n")
-        try:
-            os.replace(temporary, key_file)
-        finally:
-            temporary.unlink(missing_ok=True)
-        _sync_directory(key_file.parent)
-    except OSError as exc:
-        raise KeyRingError(f"cannot write the key file {key_file}: {exc.strerror}") from exc
+    keyfile.replace_private(key_file, ring.to_config() + "\n", KeyRingError)
 
 
 def _checked_keys(keys: Iterable[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
@@ -321,80 +312,9 @@ def _associated_data(header: bytes, tenant_id: str, dek_version: int) -> bytes:
     return header + _CONTEXT_LABEL + tenant_id.encode() + b"\0" + str(dek_version).encode()
 
 
-def _read_key_file(key_file: Path) -> str | None:
-    """The key file's text, or None when it does not exist; refuses loose permissions."""
-    try:
-        with key_file.open("rb") as handle:
-            status = os.fstat(handle.fileno())
-            _check_private(key_file, status)
-            data = handle.read()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise KeyRingError(
-            f"not set, and the key file {key_file} cannot be read: {exc.strerror}"
-        ) from exc
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise KeyRingError(f"not set, and the key file {key_file} is not UTF-8 text") from exc
-
-
-def _check_private(key_file: Path, status: os.stat_result) -> None:
-    if not stat.S_ISREG(status.st_mode):
-        raise KeyRingError(f"not set, and the key file {key_file} is not a regular file")
-    if status.st_mode & 0o077:
-        raise KeyRingError(
-            f"not set, and the key file {key_file} is accessible to other users "
-            f"(mode {stat.S_IMODE(status.st_mode):04o}); run `chmod 600 {key_file}`"
-        )
-
-
 def _parse_key_file(text: str, key_file: Path) -> KekRing:
     try:
         return parse_kek_ring(text)
     except KeyRingError as exc:
         problem = f"not set, and the key file {key_file} is invalid: {exc.problem}"
         raise KeyRingError(problem) from exc
-
-
-def _create_key_file(ring: KekRing, key_file: Path) -> bool:
-    """Publish ``ring`` as a new 0600 ``key_file``; False if another process got there first."""
-    try:
-        key_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        temporary = _write_private_temporary(key_file, ring.to_config() + "\n")
-        try:
-            os.link(temporary, key_file)  # atomic, and never replaces an existing ring
-        except FileExistsError:
-            return False
-        finally:
-            temporary.unlink(missing_ok=True)
-        _sync_directory(key_file.parent)
-    except OSError as exc:
-        raise KeyRingError(
-            f"not set, and the key file {key_file} cannot be created: {exc.strerror}"
-        ) from exc
-    return True
-
-
-def _write_private_temporary(key_file: Path, text: str) -> Path:
-    """A fully written, fsynced 0600 file next to ``key_file`` holding ``text``."""
-    temporary = key_file.with_name(f".{key_file.name}.{secrets.token_hex(4)}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return temporary
-
-
-def _sync_directory(directory: Path) -> None:
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

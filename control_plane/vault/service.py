@@ -28,6 +28,7 @@ from control_plane.db.models import CredentialRow, TenantDataKeyRow, TenantRow
 from control_plane.db.values import aware, new_id, utcnow
 from control_plane.errors import ConflictError, NotFoundError
 from control_plane.vault import providers
+from control_plane.vault.digests import TokenDigests
 from control_plane.vault.errors import UnknownKek
 from control_plane.vault.keyring import KekRing, load_or_create_ring, new_dek
 from tenant_gateway.contract import SealedCredential, UnsealResponse
@@ -82,11 +83,13 @@ class CredentialVault:
         *,
         http: httpx.AsyncClient,
         bases: providers.ProviderBases,
+        digests: TokenDigests,
         ring_file: Path | None = None,
         on_change: ChangeListener = lambda _tenant_id: None,
     ) -> None:
         self.db = db
         self.ring = ring
+        self.digests = digests
         self.ring_file = ring_file
         self.http = http
         self.bases = bases

@@ -3,6 +3,7 @@ the real gateway app, each served over HTTP on 127.0.0.1 from a background threa
 
 from __future__ import annotations
 
+import base64
 import secrets
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -34,6 +35,10 @@ CHAT_BODY: dict[str, Any] = {
 }
 
 
+DIGEST_KEY = bytes(range(32))
+"""The tenant's key-digest key in these bundles (made up: any 32 bytes do)."""
+
+
 def new_key() -> str:
     return "tgk_" + secrets.token_urlsafe(32)
 
@@ -44,9 +49,10 @@ def write_bundle(runtime_dir: Path, keys: list[str], platform_models_url: str | 
         tenant_id=TENANT_ID,
         tenant_slug="acme",
         keys=[
-            GatewayKeyDigest(id=f"key-{n}", sha256=digest_gateway_key(k))
+            GatewayKeyDigest(id=f"key-{n}", digest=digest_gateway_key(k, DIGEST_KEY))
             for n, k in enumerate(keys)
         ],
+        key_digest_key=base64.b64encode(DIGEST_KEY).decode(),
         platform_models_url=platform_models_url,
     )
     tmp = runtime_dir / ".bundle.tmp"

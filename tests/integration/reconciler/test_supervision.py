@@ -130,7 +130,12 @@ async def test_gateways_of_unknown_tenants_are_reaped_at_start(
     stray_id = "01a20000-0000-7000-8000-000000000001"
     runtime_dir = data_dir / "gateways" / stray_id
     runtime_dir.mkdir(parents=True)
-    bundle = GatewayBundle(tenant_id=stray_id, tenant_slug="stray", keys=[])
+    bundle = GatewayBundle(
+        tenant_id=stray_id,
+        tenant_slug="stray",
+        keys=[],
+        key_digest_key="AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+    )
     (runtime_dir / "bundle.json").write_bytes(msgspec.json.encode(bundle))
     stray = subprocess.Popen(
         [

@@ -63,13 +63,22 @@ async def test_terminate_is_quick_for_a_cooperative_process(tmp_path: Path) -> N
 
 
 def test_bundle_is_replaced_atomically_and_only_when_changed(tmp_path: Path) -> None:
-    bundle = GatewayBundle(tenant_id="t", tenant_slug="t", keys=[])
+    bundle = GatewayBundle(
+        tenant_id="t",
+        tenant_slug="t",
+        keys=[],
+        key_digest_key="AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+    )
     assert processes.write_bundle(tmp_path, bundle) is True
     before = (tmp_path / "bundle.json").stat()
     assert processes.write_bundle(tmp_path, bundle) is False
     assert (tmp_path / "bundle.json").stat().st_mtime_ns == before.st_mtime_ns
     changed = GatewayBundle(
-        tenant_id="t", tenant_slug="t", keys=[], platform_models_url="http://m/v1"
+        tenant_id="t",
+        tenant_slug="t",
+        keys=[],
+        key_digest_key="AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        platform_models_url="http://m/v1",
     )
     assert processes.write_bundle(tmp_path, changed) is True
     read = msgspec.json.decode((tmp_path / "bundle.json").read_bytes(), type=GatewayBundle)

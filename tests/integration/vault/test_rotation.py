@@ -16,6 +16,7 @@ from control_plane.db.engine import Database
 from control_plane.db.models import CredentialRow, TenantDataKeyRow, TenantRow
 from control_plane.db.values import new_id, utcnow
 from control_plane.settings import normalize_database_url
+from control_plane.vault.digests import TokenDigests
 from control_plane.vault.keyring import KekRing, parse_kek_ring
 from control_plane.vault.providers import ProviderBases
 from control_plane.vault.service import CredentialVault
@@ -39,7 +40,9 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 
 
 def vault_with(db: Database, ring: KekRing, http: httpx.AsyncClient) -> CredentialVault:
-    return CredentialVault(db, ring, http=http, bases=ProviderBases())
+    return CredentialVault(
+        db, ring, http=http, bases=ProviderBases(), digests=TokenDigests.generate()
+    )
 
 
 async def make_tenants(vault: CredentialVault, db: Database) -> list[str]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 from pathlib import Path
 
 import msgspec
@@ -19,14 +21,19 @@ from tenant_gateway.keys import (
     read_bundle,
 )
 
+DIGEST_KEY = bytes(range(32))
+DIGEST_KEY_B64 = base64.b64encode(DIGEST_KEY).decode()
+
 
 def bundle(*keys: str, tenant_id: str = "t-1", url: str | None = None) -> GatewayBundle:
     return GatewayBundle(
         tenant_id=tenant_id,
         tenant_slug="acme",
         keys=[
-            GatewayKeyDigest(id=f"k{n}", sha256=digest_gateway_key(k)) for n, k in enumerate(keys)
+            GatewayKeyDigest(id=f"k{n}", digest=digest_gateway_key(k, DIGEST_KEY))
+            for n, k in enumerate(keys)
         ],
+        key_digest_key=DIGEST_KEY_B64,
         platform_models_url=url,
     )
 
@@ -48,8 +55,25 @@ def test_a_bundle_round_trips() -> None:
         (b"{broken", "not valid JSON"),
         (b"[]", "invalid bundle"),
         (b'{"tenant_id": "t", "tenant_slug": "s"}', "keys"),
-        (b'{"tenant_id": "t", "tenant_slug": "s", "keys": [], "secret": "x"}', "secret"),
-        (b'{"tenant_id": "t", "tenant_slug": "s", "keys": [{"id": "k"}]}', "sha256"),
+        (b'{"tenant_id": "t", "tenant_slug": "s", "keys": []}', "key_digest_key"),
+        (
+            b'{"tenant_id": "t", "tenant_slug": "s", "keys": [], "key_digest_key": "AA==",'
+            b' "secret": "x"}',
+            "secret",
+        ),
+        (
+            b'{"tenant_id": "t", "tenant_slug": "s", "keys": [{"id": "k"}],'
+            b' "key_digest_key": "AA=="}',
+            "digest",
+        ),
+        (
+            b'{"tenant_id": "t", "tenant_slug": "s", "keys": [], "key_digest_key": "AA=="}',
+            "32 bytes",
+        ),
+        (
+            b'{"tenant_id": "t", "tenant_slug": "s", "keys": [], "key_digest_key": "no!"}',
+            "not base64",
+        ),
     ],
 )
 def test_bad_bundles_say_what_is_wrong(content: bytes, message: str) -> None:
@@ -86,14 +110,32 @@ def test_the_key_ring_accepts_exactly_the_keys_of_the_bundle() -> None:
     assert ring.allows("tgk_one")
     assert ring.allows("tgk_two")
     assert not ring.allows("tgk_three")
-    assert not ring.allows(digest_gateway_key("tgk_one")), "a digest is not a key"
+    assert not ring.allows(digest_gateway_key("tgk_one", DIGEST_KEY)), "a digest is not a key"
+
+
+def test_the_digest_is_keyed_hmac_over_sha256() -> None:
+    inner = hashlib.sha256(b"tgk_x").digest()
+    expected = hmac.new(DIGEST_KEY, inner, hashlib.sha256).hexdigest()
+    assert digest_gateway_key("tgk_x", DIGEST_KEY) == expected
+    assert digest_gateway_key("tgk_x", bytes(32)) != expected, "another key, another digest"
+
+
+def test_keys_of_a_bundle_do_not_pass_under_another_tenants_digest_key() -> None:
+    other = GatewayBundle(
+        tenant_id="t",
+        tenant_slug="s",
+        keys=bundle("tgk_x").keys,
+        key_digest_key=base64.b64encode(bytes(32)).decode(),
+    )
+    assert not KeyRing.of(other).allows("tgk_x")
 
 
 def test_digests_are_compared_case_insensitively() -> None:
     upper = GatewayBundle(
         tenant_id="t",
         tenant_slug="s",
-        keys=[GatewayKeyDigest(id="k", sha256=hashlib.sha256(b"tgk_x").hexdigest().upper())],
+        keys=[GatewayKeyDigest(id="k", digest=digest_gateway_key("tgk_x", DIGEST_KEY).upper())],
+        key_digest_key=DIGEST_KEY_B64,
     )
     assert KeyRing.of(upper).allows("tgk_x")
 
