@@ -47,6 +47,8 @@ class Settings:
     platform_models_url: str | None = None
     redis_url: str | None = None
     log_level: str = "info"
+    log_format: str = "auto"
+    """``TENANTRY_LOG_FORMAT``: ``text``, ``json``, or ``auto`` (text on a terminal)."""
     reconcile_concurrency: int = 16
     """Tenants reconciled at once."""
     resync_interval: float = 5.0
@@ -99,6 +101,13 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if value in _FALSE:
         return False
     raise SettingsError(name, f"expected true or false, got {raw!r}")
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    value = env.get(name, default).strip().lower() or default
+    if value not in choices:
+        raise SettingsError(name, f"expected {', '.join(choices)}, got {value!r}")
+    return value
 
 
 def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float) -> float:
@@ -193,6 +202,7 @@ def load_settings(
         platform_models_url=_url(env, "TENANTRY_PLATFORM_MODELS_URL", ("http", "https")),
         redis_url=_url(env, "TENANTRY_REDIS_URL", ("redis", "rediss", "unix")),
         log_level=log_level,
+        log_format=_choice(env, "TENANTRY_LOG_FORMAT", ("auto", "text", "json"), "auto"),
         reconcile_concurrency=_int(
             env, "TENANTRY_RECONCILE_CONCURRENCY", 16, minimum=1, maximum=1024
         ),

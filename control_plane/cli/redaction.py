@@ -1,8 +1,8 @@
 """A logging filter that masks anything shaped like a Tenantry token or a provider secret.
 
-Installed on the root handlers by ``tenantry up``, so a credential that reaches a log call
-by mistake (in the message or its arguments, or an exception's text) never reaches a log
-line. It is a safety net: code must still not log secrets.
+Installed on the control plane's log handler (:mod:`control_plane.cli.logs`), so a
+credential that reaches a log call by mistake (in the message or its arguments, or an
+exception's text) never reaches a log line. It is a safety net: code must still not log secrets.
 """
 
 from __future__ import annotations
@@ -32,10 +32,3 @@ class RedactSecrets(logging.Filter):
             record.exc_text = redact(record.exc_text)
         record.msg, record.args = redact(message), None
         return True
-
-
-def install(logger: logging.Logger | None = None) -> None:
-    """Add the filter to every handler of ``logger`` (default: the root logger)."""
-    for handler in (logger or logging.getLogger()).handlers:
-        if not any(isinstance(f, RedactSecrets) for f in handler.filters):
-            handler.addFilter(RedactSecrets())

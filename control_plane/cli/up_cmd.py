@@ -15,7 +15,7 @@ import uvicorn
 import uvloop
 
 from control_plane.app import create_app
-from control_plane.cli import redaction
+from control_plane.cli import logs
 from control_plane.errors import SettingsError
 from control_plane.settings import Settings, load_settings
 
@@ -58,14 +58,7 @@ def run(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"tenantry: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
-    redaction.install()
-    # Per-request logs of our own HTTP client (readiness probes) would drown the rest.
-    for noisy in ("alembic", "httpx", "httpcore"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logs.configure(settings.log_level, settings.log_format)
     try:
         sock = _listen(settings.host, settings.port)
     except OSError as exc:
@@ -98,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         http="httptools",
         lifespan="on",
         access_log=False,
+        log_config=None,
         log_level="warning",
         timeout_graceful_shutdown=10,
     )
