@@ -411,5 +411,12 @@ class CredentialVault:
                 row.pending_version = None
                 row.pending_wrapped_dek = None
                 row.updated_at = utcnow()
+                # The gateway's bundle changes (new ciphertexts), so its desired state does:
+                # a reconciler in another process (rotation run from the CLI) picks it up with
+                # its next sweep, not only at the next restart.
+                tenant = await session.get(TenantRow, tenant_id, with_for_update=True)
+                if tenant is not None:
+                    tenant.generation += 1
+                    tenant.updated_at = row.updated_at
         self.on_change(tenant_id)
         return len(ids)

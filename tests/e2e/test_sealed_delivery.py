@@ -4,6 +4,7 @@ values are then searched for in every file, log line and HTTP response: zero hit
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from typing import Any
@@ -103,8 +104,18 @@ def test_credentials_reach_only_the_gateways_memory(
         )
         assert rotated.returncode == 0, rotated.stderr
         responses.append(rotated.stdout + rotated.stderr)
-        # (The running gateway still holds what it opened; the rotated ciphertexts reach it
-        # with its next bundle — here on resumption, which needs the new data key.)
+        # The running control plane's sweep delivers the re-encrypted bundle, and the
+        # gateway unseals the new data key without a restart.
+        bundle_file = cp.data_dir / "gateways" / tenant["id"] / "bundle.json"
+
+        def rotated_bundle_delivered() -> bool:
+            bundle = json.loads(bundle_file.read_bytes())
+            return {c["dek_version"] for c in bundle["credentials"]} == {2}
+
+        eventually_sync(rotated_bundle_delivered, timeout=30, what="re-encrypted bundle")
+        eventually_sync(
+            lambda: gateway_holds(["openai", "telegram_bot"]), timeout=30, what="re-unsealed"
+        )
         assert (
             chat(
                 client.get("/api/v1/tenants/sealed").json()["endpoint"],
