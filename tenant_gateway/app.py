@@ -235,6 +235,7 @@ def create_app(
 
     @post("/v1/chat/completions", guards=[require_key], status_code=200)
     async def chat_completions(request: Request[Any, Any, Any]) -> Response[Any]:
+        keeper.check_serving()
         result = await chat.complete(await request.body(), request.headers.get(CONVERSATION_HEADER))
         headers = {CONVERSATION_HEADER: result.conversation_id}
         if isinstance(result, ChatStream):
@@ -260,14 +261,18 @@ def create_app(
             bundles.refresh()
             await keeper.sync(bundles.bundle)
             watcher = asyncio.create_task(bundles.watch(), name="bundle-watcher")
+            retrier = asyncio.create_task(
+                keeper.keep_trying(lambda: bundles.bundle), name="unseal-retrier"
+            )
             ready.value = True
             try:
                 yield
             finally:
                 ready.value = False
-                watcher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watcher
+                for task in (watcher, retrier):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
         finally:
             await models.close()
             await store.close()

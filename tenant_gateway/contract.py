@@ -30,6 +30,9 @@ LOG_FILE = "gateway.log"
 
 IDENTITY_FILE = "identity-token"
 UNSEAL_PATH = "/internal/v1/gateways/{tenant_id}/unseal"
+TENANT_SUSPENDED_PROBLEM = "https://tenantry.dev/problems/tenant-suspended"
+"""Problem ``type`` of the control plane's 403 to an unseal while the tenant is suspended: the
+gateway then refuses model calls until an unseal succeeds again."""
 
 BUNDLE_VERSION = 1
 KEY_DIGEST_KEY_SIZE = 32

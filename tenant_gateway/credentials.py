@@ -4,16 +4,20 @@ The bundle carries only ciphertexts. To open them the gateway asks the control p
 its tenant's data keys (``POST UNSEAL_PATH`` with the identity token from the runtime dir),
 keeps the keys and the opened credentials in memory, and does so again whenever a new
 bundle arrives (the bundle watcher notices within ``bundle_poll_interval``), so a credential
-stored or rotated by an admin works without a restart. A refusal (for example, the tenant
-is suspended) drops every credential held, and model calls that need one fail clearly.
+stored or rotated by an admin works without a restart. A refusal drops every credential
+held, and model calls that need one fail clearly; a refusal because the tenant is suspended
+makes every model call fail with ``403 tenant_suspended`` until an unseal succeeds again
+(retried every ``retry_interval`` seconds while refused).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -21,6 +25,7 @@ import msgspec
 
 from tenant_gateway.contract import (
     IDENTITY_FILE,
+    TENANT_SUSPENDED_PROBLEM,
     UNSEAL_PATH,
     GatewayBundle,
     UnsealResponse,
@@ -40,13 +45,43 @@ class CredentialsSealed(GatewayError):
     code = "credentials_sealed"
 
 
+class TenantSuspended(GatewayError):
+    """The control plane refused to unseal because the tenant is suspended."""
+
+    status_code = 403
+    problem = "tenant-suspended"
+    title = "Tenant suspended"
+    error_type = "permission_error"
+    code = "tenant_suspended"
+
+
 class CredentialKeeper:
-    def __init__(self, runtime_dir: Path, *, timeout: float = 5.0) -> None:
+    def __init__(
+        self, runtime_dir: Path, *, timeout: float = 5.0, retry_interval: float = 5.0
+    ) -> None:
         self.runtime_dir = runtime_dir
         self.timeout = timeout
+        self.retry_interval = retry_interval
         self._data_keys: dict[int, bytes] = {}
         self._credentials: dict[str, dict[str, str]] = {}
         self.refusal: str | None = None
+        self.suspended = False
+        """Set when the control plane answered that the tenant is suspended."""
+
+    def check_serving(self) -> None:
+        """Raise :class:`TenantSuspended` while the tenant is suspended."""
+        if self.suspended:
+            raise TenantSuspended(
+                "this tenant is suspended: model calls are refused until it is resumed"
+            )
+
+    async def keep_trying(self, current: Callable[[], GatewayBundle]) -> None:
+        """While unsealing is refused, try again every ``retry_interval`` seconds, so a
+        resumed tenant's gateway serves again without waiting for a new bundle."""
+        while True:
+            await asyncio.sleep(self.retry_interval)
+            if self.refusal is not None:
+                await self.sync(current())
 
     @property
     def providers(self) -> list[str]:
@@ -106,16 +141,18 @@ class CredentialKeeper:
             return self._refuse(f"control plane unreachable ({type(exc).__name__})")
         if response.status_code != 200:
             try:
-                detail = str(response.json().get("detail", ""))
-            except ValueError:
-                detail = ""
+                problem = response.json()
+                detail, kind = str(problem.get("detail", "")), problem.get("type")
+            except (ValueError, AttributeError):
+                detail, kind = "", None
+            self.suspended = response.status_code == 403 and kind == TENANT_SUSPENDED_PROBLEM
             return self._refuse(f"unseal refused ({response.status_code}): {detail}")
         try:
             answer = msgspec.json.decode(response.content, type=UnsealResponse)
             self._data_keys = {int(v): base64.b64decode(k) for v, k in answer.data_keys.items()}
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError, binascii.Error):
             return self._refuse("the control plane's unseal answer was not understood")
-        self.refusal = None
+        self.refusal, self.suspended = None, False
         return True
 
     def _refuse(self, reason: str) -> bool:

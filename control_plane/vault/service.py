@@ -31,7 +31,7 @@ from control_plane.vault import providers
 from control_plane.vault.digests import TokenDigests
 from control_plane.vault.errors import UnknownKek
 from control_plane.vault.keyring import KekRing, load_or_create_ring, new_dek
-from tenant_gateway.contract import SealedCredential, UnsealResponse
+from tenant_gateway.contract import TENANT_SUSPENDED_PROBLEM, SealedCredential, UnsealResponse
 from tenant_gateway.sealed import open_credential, seal_credential
 
 ChangeListener = Callable[[str], None]
@@ -47,6 +47,13 @@ class UnsealRefused(ConflictError):
     status_code = 403
     problem_type = "https://tenantry.dev/problems/unseal-refused"
     title = "Unseal refused"
+
+
+class TenantSuspended(UnsealRefused):
+    """Unseal refused because the tenant is suspended (the gateway then refuses model calls)."""
+
+    problem_type = TENANT_SUSPENDED_PROBLEM
+    title = "Tenant suspended"
 
 
 class CredentialRead(msgspec.Struct, kw_only=True):
@@ -259,7 +266,7 @@ class CredentialVault:
         ):
             raise UnsealRefused("the gateway identity token is not valid")
         if tenant.suspended:
-            raise UnsealRefused("the tenant is suspended; its credentials stay sealed")
+            raise TenantSuspended("the tenant is suspended; its credentials stay sealed")
         async with self.db.transaction() as session:
             keys = await self._key_row(session, tenant_id)
             versions = [keys.dek_version] + (

@@ -134,6 +134,7 @@ def test_credentials_reach_only_the_gateways_memory(
         refused = unseal(identity)
         assert refused.status_code == 403
         assert "suspended" in refused.json()["detail"]
+        assert refused.json()["type"] == "https://tenantry.dev/problems/tenant-suspended"
 
         call(client, "PATCH", "/api/v1/tenants/sealed", json={"suspended": False})
         wait_running(client, "sealed")
