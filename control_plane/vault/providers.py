@@ -16,7 +16,7 @@ Errors::
     ├── UnknownProvider          no such provider (names the known ones)
     ├── InvalidCredentialFields  a field is missing, unknown, empty or malformed
     ├── CredentialRefused        the provider answered that the credential is not valid (4xx)
-    └── ProviderUnreachable      no verdict: connection error, timeout, 5xx, unusable answer
+    └── ProviderUnreachable      no verdict: connection error, timeout, 429, 5xx, unusable answer
 
 No secret value ever appears in an exception message, a log line or a repr. Telegram puts
 the bot token in the URL path, so a failed call's httpx exception (which may show the URL)
@@ -459,6 +459,11 @@ def _judge(
     if 200 <= status < 300:
         return
     text = _provider_text(_error_text(answer.body), secrets)
+    if status == 429:  # says nothing about the key: no verdict
+        reason = "rate-limited (HTTP 429); try again later, or store it without ?validate=true" + (
+            f": {text}" if text else ""
+        )
+        raise ProviderUnreachable(provider.name, _shown_base(base), reason, status)
     if 400 <= status < 500:
         raise CredentialRefused(provider.name, status, text, advice_404 if status == 404 else "")
     if 300 <= status < 400:

@@ -201,13 +201,26 @@ async def test_telegram_404_for_a_token_it_cannot_parse_is_a_refusal(
 async def test_another_4xx_is_a_refusal_with_its_status(
     provider: str, apis: ProviderAPIs, client: httpx.AsyncClient
 ) -> None:
-    apis.error_status = 429
+    apis.error_status = 403
     good = case(provider, apis.base, good=True)
     with pytest.raises(CredentialRefused) as refused:
         await get_provider(provider).validate(good.values, client, apis.bases)
-    assert refused.value.status == 429
-    assert "HTTP 429" in str(refused.value)
-    assert refused.value.provider_message == "stub error 429"
+    assert refused.value.status == 403
+    assert "HTTP 403" in str(refused.value)
+    assert refused.value.provider_message == "stub error 403"
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_rate_limited_is_no_verdict_so_a_good_key_is_not_called_refused(
+    provider: str, apis: ProviderAPIs, client: httpx.AsyncClient
+) -> None:
+    apis.error_status = 429
+    good = case(provider, apis.base, good=True)
+    with pytest.raises(ProviderUnreachable) as unchecked:
+        await get_provider(provider).validate(good.values, client, apis.bases)
+    assert unchecked.value.status == 429
+    assert "rate-limited" in str(unchecked.value)
+    assert "without ?validate=true" in str(unchecked.value)
 
 
 async def test_a_wrong_openai_compatible_base_path_is_a_404_refusal_pointing_at_base_url(
