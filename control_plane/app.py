@@ -9,12 +9,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-from litestar import Litestar
+from litestar import Litestar, Request
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig
 
+from control_plane.api.authz import authorize, tenant_id_of
 from control_plane.api.credentials import CredentialController
 from control_plane.api.internal import unseal_gateway
 from control_plane.api.ops import MetricsController, healthz, readyz
@@ -23,6 +24,7 @@ from control_plane.api.tenants import GatewayKeyController, TenantController
 from control_plane.db import migrate
 from control_plane.db.engine import Database
 from control_plane.identity.admin_tokens import AdminTokens
+from control_plane.identity.authenticate import Authenticator
 from control_plane.reconciler import TenantReconciler
 from control_plane.runtime.base import Runtime
 from control_plane.runtime.local import LocalRuntime
@@ -45,6 +47,10 @@ def _from_state(name: str) -> Provide:
         return state[name]
 
     return Provide(provide, sync_to_thread=False)
+
+
+def _tenant_id(request: Request[Any, Any, Any]) -> str:
+    return tenant_id_of(request)
 
 
 def create_app(
@@ -95,6 +101,7 @@ def create_app(
         "tenants": TenantService(db, signal, vault, on_change=reconciler.notify),
         "gateway_keys": GatewayKeyService(db, signal, keys.digests, on_change=reconciler.notify),
         "admin_tokens": admin_tokens,
+        "authenticator": Authenticator(admin_tokens),
     }
 
     @asynccontextmanager
@@ -129,8 +136,10 @@ def create_app(
             MetricsController,
         ],
         dependencies={
-            name: _from_state(name) for name in ("tenants", "gateway_keys", "signal", "vault")
+            **{name: _from_state(name) for name in ("tenants", "gateway_keys", "signal", "vault")},
+            "tenant_id": Provide(_tenant_id, sync_to_thread=False),
         },
+        guards=[authorize],
         state=State(services),
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,

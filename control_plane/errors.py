@@ -9,6 +9,8 @@
     │   └── InvalidTransition  409 (a lifecycle change the tenant's state does not allow)
     ├── InvalidInputError      422 (well-formed but unacceptable input)
     ├── AuthenticationError    401
+    ├── PermissionDenied       403 (authenticated, but the scope is missing)
+    ├── TooManyAttempts        429 (login throttled; carries retry_after)
     └── StorageError           503 (the database refused or is unreachable)
 """
 
@@ -64,6 +66,22 @@ class AuthenticationError(TenantryError):
     status_code = 401
     problem_type = "https://tenantry.dev/problems/unauthenticated"
     title = "Unauthenticated"
+
+
+class PermissionDenied(TenantryError):
+    status_code = 403
+    problem_type = "https://tenantry.dev/problems/forbidden"
+    title = "Forbidden"
+
+
+class TooManyAttempts(TenantryError):
+    status_code = 429
+    problem_type = "https://tenantry.dev/problems/too-many-attempts"
+    title = "Too many attempts"
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
 
 
 class StorageError(TenantryError):

@@ -9,48 +9,40 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
-from control_plane.api.auth import require_admin
-from control_plane.tenants.service import TenantService
+from control_plane.api.authz import SCOPE
 from control_plane.vault.service import CredentialRead, CredentialVault
 
 
 class CredentialController(Controller):
     path = "/api/v1/tenants/{tenant_ref:str}/credentials"
-    guards = [require_admin]
     tags = ["credentials"]
 
-    @put("/{provider:str}")
+    @put("/{provider:str}", opt={SCOPE: "credentials:write"})
     async def store_credential(
         self,
-        tenant_ref: FromPath[str],
+        tenant_id: NamedDependency[str],
         provider: FromPath[str],
         data: JSONBody[dict[str, Any]],
-        tenants: NamedDependency[TenantService],
         vault: NamedDependency[CredentialVault],
         validate: Annotated[bool, QueryParameter(name="validate")] = False,
     ) -> CredentialRead:
         """Store (or replace) the tenant's credential for ``provider``; ``?validate=true``
         first checks it with the provider's cheapest authenticated call."""
-        tenant_id = await tenants.resolve_id(tenant_ref)
         return await vault.put(tenant_id, provider, data, validate=validate)
 
-    @get("/")
+    @get("/", opt={SCOPE: "credentials:read"})
     async def list_credentials(
-        self,
-        tenant_ref: FromPath[str],
-        tenants: NamedDependency[TenantService],
-        vault: NamedDependency[CredentialVault],
+        self, tenant_id: NamedDependency[str], vault: NamedDependency[CredentialVault]
     ) -> list[CredentialRead]:
         """The tenant's credentials: provider, version, masked hint, non-secret fields."""
-        return await vault.list_credentials(await tenants.resolve_id(tenant_ref))
+        return await vault.list_credentials(tenant_id)
 
-    @delete("/{provider:str}", status_code=HTTP_204_NO_CONTENT)
+    @delete("/{provider:str}", status_code=HTTP_204_NO_CONTENT, opt={SCOPE: "credentials:write"})
     async def delete_credential(
         self,
-        tenant_ref: FromPath[str],
+        tenant_id: NamedDependency[str],
         provider: FromPath[str],
-        tenants: NamedDependency[TenantService],
         vault: NamedDependency[CredentialVault],
     ) -> None:
         """Remove the tenant's credential for ``provider``."""
-        await vault.delete(await tenants.resolve_id(tenant_ref), provider)
+        await vault.delete(tenant_id, provider)

@@ -12,13 +12,15 @@ from control_plane.vault.service import CredentialVault
 from tenant_gateway.contract import UNSEAL_PATH, UnsealResponse
 
 
-@post(UNSEAL_PATH.replace("{tenant_id}", "{tenant_id:str}"), status_code=200, tags=["internal"])
+@post(
+    UNSEAL_PATH.replace("{tenant_id}", "{gateway_tenant:str}"), status_code=200, tags=["internal"]
+)
 async def unseal_gateway(
     request: Request[Any, Any, Any],
-    tenant_id: FromPath[str],
+    gateway_tenant: FromPath[str],
     vault: NamedDependency[CredentialVault],
 ) -> UnsealResponse:
     """A gateway, authenticated by its identity token, fetches its tenant's data keys.
 
     Refused (403) for a suspended tenant, a tenant being deleted, or a wrong token."""
-    return await vault.unseal(tenant_id, request.headers.get("authorization"))
+    return await vault.unseal(gateway_tenant, request.headers.get("authorization"))

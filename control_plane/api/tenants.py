@@ -12,7 +12,7 @@ from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, Quer
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 
-from control_plane.api.auth import require_admin
+from control_plane.api.authz import AUTHENTICATED, SCOPE, principal_of
 from control_plane.tenants.events import EventSignal
 from control_plane.tenants.keys import GatewayKeyService
 from control_plane.tenants.schemas import (
@@ -34,10 +34,9 @@ KEEPALIVE_SECONDS = 15.0
 
 class TenantController(Controller):
     path = "/api/v1/tenants"
-    guards = [require_admin]
     tags = ["tenants"]
 
-    @post("/", status_code=HTTP_202_ACCEPTED)
+    @post("/", status_code=HTTP_202_ACCEPTED, opt={SCOPE: "tenants:create"})
     async def create_tenant(
         self,
         data: JSONBody[TenantCreate],
@@ -49,53 +48,55 @@ class TenantController(Controller):
         """Create a tenant; its gateway is provisioned in the background (state provisioning)."""
         return await tenants.create(data, idempotency_key)
 
-    @get("/")
+    @get("/", opt={SCOPE: AUTHENTICATED})
     async def list_tenants(
         self,
+        request: Request[Any, Any, Any],
         tenants: NamedDependency[TenantService],
         state_filter: Annotated[TenantState | None, QueryParameter(name="state")] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
         cursor: FromQuery[str | None] = None,
     ) -> TenantPage:
-        """Tenants in creation order; pass ``next_cursor`` back as ``cursor`` for the next page."""
-        return await tenants.page(state_filter, limit, cursor)
+        """The tenants the caller may see, in creation order; pass ``next_cursor`` back as
+        ``cursor`` for the next page."""
+        visible = principal_of(request).visible_tenants
+        return await tenants.page(state_filter, limit, cursor, visible)
 
-    @get("/{tenant_ref:str}")
+    @get("/{tenant_ref:str}", opt={SCOPE: "tenants:read"})
     async def get_tenant(
-        self, tenant_ref: FromPath[str], tenants: NamedDependency[TenantService]
+        self, tenant_id: NamedDependency[str], tenants: NamedDependency[TenantService]
     ) -> TenantRead:
         """A tenant by id or slug."""
-        return await tenants.get(tenant_ref)
+        return await tenants.get(tenant_id)
 
-    @patch("/{tenant_ref:str}")
+    @patch("/{tenant_ref:str}", opt={SCOPE: "tenants:write"})
     async def update_tenant(
         self,
-        tenant_ref: FromPath[str],
+        tenant_id: NamedDependency[str],
         data: JSONBody[TenantUpdate],
         tenants: NamedDependency[TenantService],
     ) -> TenantRead:
         """Rename, change plan, suspend (``suspended: true``) or resume a tenant."""
-        return await tenants.update(tenant_ref, data)
+        return await tenants.update(tenant_id, data)
 
-    @delete("/{tenant_ref:str}", status_code=HTTP_202_ACCEPTED)
+    @delete("/{tenant_ref:str}", status_code=HTTP_202_ACCEPTED, opt={SCOPE: "tenants:delete"})
     async def delete_tenant(
-        self, tenant_ref: FromPath[str], tenants: NamedDependency[TenantService]
+        self, tenant_id: NamedDependency[str], tenants: NamedDependency[TenantService]
     ) -> TenantRead:
         """Delete a tenant: state ``deleting``, then ``deleted`` once its gateway is gone."""
-        return await tenants.delete(tenant_ref)
+        return await tenants.delete(tenant_id)
 
-    @get("/{tenant_ref:str}/events")
+    @get("/{tenant_ref:str}/events", opt={SCOPE: "tenants:read"})
     async def tenant_events(
         self,
         request: Request[Any, Any, Any],
-        tenant_ref: FromPath[str],
+        tenant_id: NamedDependency[str],
         tenants: NamedDependency[TenantService],
         signal: NamedDependency[EventSignal],
         after: Annotated[int, QueryParameter(ge=0)] = 0,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 500,
     ) -> Response[Any]:
         """The tenant's progress log; a live stream with ``Accept: text/event-stream``."""
-        tenant_id = await tenants.resolve_id(tenant_ref)
         if "text/event-stream" not in request.headers.get("accept", ""):
             return Response(await tenants.events(tenant_id, after, limit))
         resume = request.headers.get("last-event-id", "")
@@ -124,41 +125,36 @@ async def _event_stream(
 
 class GatewayKeyController(Controller):
     path = "/api/v1/tenants/{tenant_ref:str}/gateway-keys"
-    guards = [require_admin]
     tags = ["gateway keys"]
 
-    @post("/", status_code=HTTP_201_CREATED)
+    @post("/", status_code=HTTP_201_CREATED, opt={SCOPE: "gateway-keys:write"})
     async def create_gateway_key(
         self,
-        tenant_ref: FromPath[str],
-        tenants: NamedDependency[TenantService],
+        tenant_id: NamedDependency[str],
         gateway_keys: NamedDependency[GatewayKeyService],
         data: JSONBody[GatewayKeyCreate | None] = None,
     ) -> CreatedGatewayKey:
         """Create a gateway key; the value is in this response only."""
-        tenant_id = await tenants.resolve_id(tenant_ref)
         return await gateway_keys.create(tenant_id, data or GatewayKeyCreate())
 
-    @get("/")
+    @get("/", opt={SCOPE: "gateway-keys:read"})
     async def list_gateway_keys(
         self,
-        tenant_ref: FromPath[str],
-        tenants: NamedDependency[TenantService],
+        tenant_id: NamedDependency[str],
         gateway_keys: NamedDependency[GatewayKeyService],
     ) -> list[GatewayKeyRead]:
         """The tenant's gateway keys, masked."""
-        return await gateway_keys.list_keys(await tenants.resolve_id(tenant_ref))
+        return await gateway_keys.list_keys(tenant_id)
 
-    @delete("/{key_id:str}", status_code=HTTP_204_NO_CONTENT)
+    @delete("/{key_id:str}", status_code=HTTP_204_NO_CONTENT, opt={SCOPE: "gateway-keys:write"})
     async def revoke_gateway_key(
         self,
-        tenant_ref: FromPath[str],
+        tenant_id: NamedDependency[str],
         key_id: FromPath[str],
-        tenants: NamedDependency[TenantService],
         gateway_keys: NamedDependency[GatewayKeyService],
     ) -> None:
         """Revoke a key; the gateway refuses it within about a second."""
-        await gateway_keys.revoke(await tenants.resolve_id(tenant_ref), key_id)
+        await gateway_keys.revoke(tenant_id, key_id)
 
 
 # Referenced so the OpenAPI schema documents the event shape.

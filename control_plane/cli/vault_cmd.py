@@ -99,7 +99,7 @@ async def _rotate_kek(vault: CredentialVault, _db: Database, _args: argparse.Nam
 
 
 async def _rotate_dek(vault: CredentialVault, db: Database, args: argparse.Namespace) -> int:
-    async with db.transaction() as session:
+    async with db.transaction(platform="vault: find tenant") as session:
         tenant = await find_tenant(session, args.tenant)
     count = await vault.rotate_dek(tenant.id, _progress("re-encrypting credentials"))
     print(f"{count} credential(s) of {tenant.slug} re-encrypted under a new data key")

@@ -2,11 +2,25 @@
 
 SQLite transactions start with ``BEGIN IMMEDIATE`` so concurrent writers queue on the
 database lock (``busy_timeout``) instead of failing when a read turns into a write.
+
+Every transaction says whose rows it may touch. On PostgreSQL that becomes the
+transaction-local settings the row-level-security policies read (``SET LOCAL`` through
+``set_config(..., true)``):
+
+* ``transaction(tenant=ID)``: ``app.tenant_id`` = ID, so tenant-owned tables show that
+  tenant's rows only, whatever the SQL says; ``tenant=[ID, ...]`` (a user's tenants, for a
+  list) sets several, comma-separated;
+* ``transaction(platform="why")``: ``app.platform`` = ``on`` (and ``app.platform_reason``):
+  the explicit cross-tenant path of the reconciler, key rotation and platform admins;
+* ``transaction()``: neither, so no tenant-owned row is visible (users, tokens and other
+  installation-wide tables only).
+
+SQLite has no row-level security; the service layer enforces the same rules there.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -37,6 +51,29 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+async def _scope(
+    session: AsyncSession, tenant: str | Collection[str] | None, platform: str | None
+) -> None:
+    if tenant is None:
+        tenants = ""
+    elif isinstance(tenant, str):
+        tenants = tenant
+    else:
+        tenants = ",".join(sorted(tenant))
+    await session.execute(
+        text(
+            "SELECT set_config('app.tenant_id', :tenant, true),"
+            " set_config('app.platform', :platform, true),"
+            " set_config('app.platform_reason', :reason, true)"
+        ),
+        {
+            "tenant": tenants,
+            "platform": "on" if platform is not None else "off",
+            "reason": platform or "",
+        },
+    )
+
+
 class Database:
     """Owns the engine and hands out transactions."""
 
@@ -53,10 +90,20 @@ class Database:
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """One unit of work: commits on success, rolls back on error."""
+    async def transaction(
+        self, *, tenant: str | Collection[str] | None = None, platform: str | None = None
+    ) -> AsyncIterator[AsyncSession]:
+        """One unit of work: commits on success, rolls back on error.
+
+        ``tenant`` confines it to one tenant's rows; ``platform`` (a reason) opens every
+        tenant's rows; at most one of them.
+        """
+        if tenant is not None and platform is not None:
+            raise ValueError("a transaction is for one tenant or for the platform, not both")
         try:
             async with self._sessions() as session, session.begin():
+                if not self.is_sqlite:
+                    await _scope(session, tenant, platform)
                 yield session
         except OperationalError as exc:
             raise StorageError(f"database unavailable: {exc.orig}") from exc

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from control_plane import audit
 from control_plane.db.engine import Database
 from control_plane.db.models import GatewayKeyRow, TenantRow
 from control_plane.db.values import aware, new_id, utcnow
@@ -85,17 +86,18 @@ class GatewayKeyService:
         self.on_change(tenant_id)
 
     async def create(self, tenant_id: str, data: GatewayKeyCreate) -> CreatedGatewayKey:
-        async with self.db.transaction() as session:
+        async with self.db.transaction(tenant=tenant_id) as session:
             await self._live_tenant(session, tenant_id)
             created = add_key(session, self.digests, tenant_id, data.name)
             append_event(
                 session, tenant_id, "gateway_key.created", f"gateway key {created.hint} created"
             )
+            audit.record(session, "gateway_key.create", tenant_id=tenant_id, target=created.id)
         self._changed(tenant_id)
         return created
 
     async def list_keys(self, tenant_id: str) -> list[GatewayKeyRead]:
-        async with self.db.transaction() as session:
+        async with self.db.transaction(tenant=tenant_id) as session:
             rows = await session.scalars(
                 select(GatewayKeyRow)
                 .where(GatewayKeyRow.tenant_id == tenant_id)
@@ -104,7 +106,7 @@ class GatewayKeyService:
             return [_read(row) for row in rows]
 
     async def revoke(self, tenant_id: str, key_id: str) -> GatewayKeyRead:
-        async with self.db.transaction() as session:
+        async with self.db.transaction(tenant=tenant_id) as session:
             row = await session.get(GatewayKeyRow, key_id)
             if row is None or row.tenant_id != tenant_id:
                 raise NotFoundError(f"no gateway key {key_id!r} for this tenant")
@@ -113,6 +115,7 @@ class GatewayKeyService:
                 append_event(
                     session, tenant_id, "gateway_key.revoked", f"gateway key {row.hint} revoked"
                 )
+                audit.record(session, "gateway_key.revoke", tenant_id=tenant_id, target=row.id)
             result = _read(row)
         self._changed(tenant_id)
         return result

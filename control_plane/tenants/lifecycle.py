@@ -43,7 +43,7 @@ class TenantLifecycle:
         self.signal = signal
 
     async def snapshot(self, tenant_id: str) -> TenantSnapshot | None:
-        async with self.db.transaction() as session:
+        async with self.db.transaction(tenant=tenant_id) as session:
             row = await session.get(TenantRow, tenant_id)
             if row is None:
                 return None
@@ -63,7 +63,7 @@ class TenantLifecycle:
 
     async def live_ids(self) -> list[str]:
         """Every tenant that is not deleted: what the runtime should account for."""
-        async with self.db.transaction() as session:
+        async with self.db.transaction(platform="reconcile: live tenants") as session:
             rows = await session.scalars(
                 select(TenantRow.id).where(TenantRow.state != TenantState.DELETED)
             )
@@ -71,7 +71,7 @@ class TenantLifecycle:
 
     async def unsettled_ids(self) -> list[str]:
         """Tenants whose desired state is not yet observed, or that are failed or moving."""
-        async with self.db.transaction() as session:
+        async with self.db.transaction(platform="reconcile: unsettled tenants") as session:
             rows = await session.scalars(
                 select(TenantRow.id).where(
                     TenantRow.state != TenantState.DELETED,
@@ -86,7 +86,7 @@ class TenantLifecycle:
             return list(rows)
 
     async def counts_by_state(self) -> dict[str, int]:
-        async with self.db.transaction() as session:
+        async with self.db.transaction(platform="metrics: tenants by state") as session:
             rows = await session.execute(
                 select(TenantRow.state, func.count()).group_by(TenantRow.state)
             )
@@ -106,7 +106,7 @@ class TenantLifecycle:
         **data: Any,
     ) -> bool:
         """Record an observation of ``generation``; False when the tenant moved on meanwhile."""
-        async with self.db.transaction() as session:
+        async with self.db.transaction(tenant=tenant_id) as session:
             row = await session.get(TenantRow, tenant_id, with_for_update=True)
             if row is None or row.generation != generation:
                 return False
@@ -133,7 +133,7 @@ class TenantLifecycle:
 
     async def note(self, tenant_id: str, event_type: str, message: str, **data: Any) -> None:
         """Append an event without changing state (progress the user should see)."""
-        async with self.db.transaction() as session:
+        async with self.db.transaction(tenant=tenant_id) as session:
             if await session.get(TenantRow, tenant_id) is None:
                 return
             append_event(session, tenant_id, event_type, message, **data)

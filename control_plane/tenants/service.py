@@ -7,12 +7,15 @@ import binascii
 import hashlib
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import msgspec
+from msgspec import UNSET
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from control_plane import audit
 from control_plane.db.engine import Database
 from control_plane.db.models import IdempotencyKeyRow, TenantRow
 from control_plane.db.values import aware, new_id, utcnow
@@ -135,7 +138,7 @@ class TenantService:
     async def _create_once(
         self, data: TenantCreate, slug: str, plan: str, digest: str, scoped_key: str | None
     ) -> TenantCreated:
-        async with self.db.transaction() as session:
+        async with self.db.transaction(platform="create tenant") as session:
             if scoped_key is not None:
                 seen = await session.get(IdempotencyKeyRow, scoped_key)
                 if seen is not None:
@@ -173,6 +176,7 @@ class TenantService:
             self.vault.add_tenant_key(session, row.id)
             first_key = keys.add_key(session, self.vault.digests, row.id, "default")
             append_event(session, row.id, "tenant.created", f"tenant {slug} created", plan=plan)
+            audit.record(session, "tenant.create", tenant_id=row.id, target=slug, plan=plan)
             if scoped_key is not None:
                 session.add(
                     IdempotencyKeyRow(
@@ -182,7 +186,14 @@ class TenantService:
             await session.flush()
             return TenantCreated(**msgspec.structs.asdict(tenant_read(row)), gateway_key=first_key)
 
-    async def page(self, state: TenantState | None, limit: int, cursor: str | None) -> TenantPage:
+    async def page(
+        self,
+        state: TenantState | None,
+        limit: int,
+        cursor: str | None,
+        visible: frozenset[str] | None = None,
+    ) -> TenantPage:
+        """A page of tenants; ``visible`` limits it to those ids (None: every tenant)."""
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidInputError(f"limit must be between 1 and {MAX_PAGE}")
         query = select(TenantRow).order_by(TenantRow.id).limit(limit + 1)
@@ -192,19 +203,24 @@ class TenantService:
             query = query.where(TenantRow.state != TenantState.DELETED)
         if cursor:
             query = query.where(TenantRow.id > decode_cursor(cursor))
-        async with self.db.transaction() as session:
+        if visible is not None:
+            query = query.where(TenantRow.id.in_(sorted(visible)))
+        scope: dict[str, Any] = (
+            {"platform": "list every tenant"} if visible is None else {"tenant": visible}
+        )
+        async with self.db.transaction(**scope) as session:
             rows = list(await session.scalars(query))
         more = len(rows) > limit
         items = [tenant_read(row) for row in rows[:limit]]
         return TenantPage(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)
 
-    async def get(self, ref: str) -> TenantRead:
-        async with self.db.transaction() as session:
-            return tenant_read(await find_tenant(session, ref))
+    async def get(self, tenant_id: str) -> TenantRead:
+        async with self.db.transaction(tenant=tenant_id) as session:
+            return tenant_read(await find_tenant(session, tenant_id))
 
-    async def update(self, ref: str, data: TenantUpdate) -> TenantRead:
-        async with self.db.transaction() as session:
-            row = await find_tenant(session, ref, for_update=True)
+    async def update(self, tenant_id: str, data: TenantUpdate) -> TenantRead:
+        async with self.db.transaction(tenant=tenant_id) as session:
+            row = await find_tenant(session, tenant_id, for_update=True)
             if row.delete_requested:
                 raise ConflictError(f"tenant {row.slug} is being deleted")
             spec_changed = False
@@ -224,14 +240,16 @@ class TenantService:
             if spec_changed:
                 row.generation += 1
             row.updated_at = utcnow()
+            changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not UNSET}
+            audit.record(session, "tenant.update", tenant_id=row.id, target=row.slug, **changes)
             result = tenant_read(row)
         if spec_changed:
             self._changed(result.id)
         return result
 
-    async def delete(self, ref: str) -> TenantRead:
-        async with self.db.transaction() as session:
-            row = await find_tenant(session, ref, for_update=True)
+    async def delete(self, tenant_id: str) -> TenantRead:
+        async with self.db.transaction(tenant=tenant_id) as session:
+            row = await find_tenant(session, tenant_id, for_update=True)
             if not row.delete_requested:
                 row.delete_requested = True
                 row.state = TenantState.DELETING
@@ -241,15 +259,37 @@ class TenantService:
                 await self.vault.destroy_tenant_key(session, row.id)
                 row.updated_at = utcnow()
                 append_event(session, row.id, "tenant.deleting", "deletion requested")
+                audit.record(session, "tenant.delete", tenant_id=row.id, target=row.slug)
             result = tenant_read(row)
         self._changed(result.id)
         return result
 
-    async def events(self, ref: str, after: int = 0, limit: int = 500) -> list[TenantEventRead]:
-        async with self.db.transaction() as session:
-            row = await find_tenant(session, ref)
+    async def events(
+        self, tenant_id: str, after: int = 0, limit: int = 500
+    ) -> list[TenantEventRead]:
+        async with self.db.transaction(tenant=tenant_id) as session:
+            row = await find_tenant(session, tenant_id)
             return await events_after(session, row.id, after, limit)
 
     async def resolve_id(self, ref: str) -> str:
-        async with self.db.transaction() as session:
+        """The id of the tenant ``ref`` names (an id or a slug), for any caller."""
+        async with self.db.transaction(platform="resolve a tenant reference") as session:
             return (await find_tenant(session, ref)).id
+
+    async def resolve_for(self, ref: str, sees: Callable[[str], bool]) -> str:
+        """The id of the tenant ``ref`` names if ``sees`` it; a tenant the caller may not
+        see is reported exactly like one that does not exist."""
+        try:
+            tenant_id = await self.resolve_id(ref)
+        except NotFoundError:
+            raise NotFoundError(f"no tenant {ref!r}") from None
+        if not sees(tenant_id):
+            raise NotFoundError(f"no tenant {ref!r}")
+        return tenant_id
+
+    async def record_denied(self, tenant_id: str, action: str, scope: str) -> None:
+        """Audit a refused attempt (in its own transaction: nothing else happened)."""
+        async with self.db.transaction(tenant=tenant_id) as session:
+            audit.record(
+                session, action, tenant_id=tenant_id, outcome="denied", missing_scope=scope
+            )

@@ -23,6 +23,7 @@ import msgspec
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from control_plane import audit
 from control_plane.db.engine import Database
 from control_plane.db.models import CredentialRow, TenantDataKeyRow, TenantRow
 from control_plane.db.values import aware, new_id, utcnow
@@ -195,7 +196,7 @@ class CredentialVault:
         public: dict[str, str],
     ) -> CredentialRead:
         plaintext = json.dumps(values, sort_keys=True).encode()
-        async with self.db.transaction() as session:
+        async with self.db.transaction(tenant=tenant_id) as session:
             tenant = await session.get(TenantRow, tenant_id)
             if tenant is None:
                 raise NotFoundError(f"no tenant {tenant_id!r}")
@@ -227,10 +228,17 @@ class CredentialVault:
             row.hint = hint
             row.public = public
             row.updated_at = now
+            audit.record(
+                session,
+                "credential.store",
+                tenant_id=tenant_id,
+                target=provider_name,
+                version=row.version,
+            )
             return _read(row)
 
     async def list_credentials(self, tenant_id: str) -> list[CredentialRead]:
-        async with self.db.transaction() as session:
+        async with self.db.transaction(tenant=tenant_id) as session:
             rows = await session.scalars(
                 select(CredentialRow)
                 .where(CredentialRow.tenant_id == tenant_id, CredentialRow.provider != IDENTITY)
@@ -253,7 +261,7 @@ class CredentialVault:
     async def unseal(self, tenant_id: str, authorization: str | None) -> UnsealResponse:
         """The tenant's data keys, for its gateway presenting its identity token."""
         scheme, _, presented = (authorization or "").partition(" ")
-        async with self.db.transaction() as session:
+        async with self.db.transaction(tenant=tenant_id) as session:
             tenant = await session.get(TenantRow, tenant_id)
         if tenant is None or tenant.delete_requested:
             raise UnsealRefused("this tenant does not exist or is being deleted")
@@ -267,7 +275,7 @@ class CredentialVault:
             raise UnsealRefused("the gateway identity token is not valid")
         if tenant.suspended:
             raise TenantSuspended("the tenant is suspended; its credentials stay sealed")
-        async with self.db.transaction() as session:
+        async with self.db.transaction(tenant=tenant_id) as session:
             keys = await self._key_row(session, tenant_id)
             versions = [keys.dek_version] + (
                 [keys.pending_version] if keys.pending_version is not None else []
@@ -278,7 +286,7 @@ class CredentialVault:
     async def delete(self, tenant_id: str, provider_name: str) -> None:
         if provider_name == IDENTITY:
             raise NotFoundError(f"no {provider_name!r} credential for this tenant")
-        async with self.db.transaction() as session:
+        async with self.db.transaction(tenant=tenant_id) as session:
             row = await session.scalar(
                 select(CredentialRow).where(
                     CredentialRow.tenant_id == tenant_id, CredentialRow.provider == provider_name
@@ -287,11 +295,12 @@ class CredentialVault:
             if row is None:
                 raise NotFoundError(f"no {provider_name!r} credential for this tenant")
             await session.delete(row)
+            audit.record(session, "credential.delete", tenant_id=tenant_id, target=provider_name)
         self.on_change(tenant_id)
 
     async def reveal(self, tenant_id: str, provider_name: str) -> dict[str, str]:
         """Decrypt one credential (for delivery to the tenant's gateway and for tests)."""
-        async with self.db.transaction() as session:
+        async with self.db.transaction(tenant=tenant_id) as session:
             row = await session.scalar(
                 select(CredentialRow).where(
                     CredentialRow.tenant_id == tenant_id, CredentialRow.provider == provider_name
@@ -306,7 +315,7 @@ class CredentialVault:
 
     async def sealed_credentials(self, tenant_id: str) -> list[SealedCredential]:
         """The tenant's credentials as ciphertexts, for its gateway's bundle."""
-        async with self.db.transaction() as session:
+        async with self.db.transaction(tenant=tenant_id) as session:
             rows = await session.scalars(
                 select(CredentialRow)
                 .where(CredentialRow.tenant_id == tenant_id, CredentialRow.provider != IDENTITY)
@@ -327,7 +336,7 @@ class CredentialVault:
 
     async def rotate_kek(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Rewrap every DEK not under the active KEK; one row per transaction; resumable."""
-        async with self.db.transaction() as session:
+        async with self.db.transaction(platform="vault: rotate KEK") as session:
             pending = list(
                 await session.scalars(
                     select(TenantDataKeyRow.tenant_id).where(
@@ -337,7 +346,7 @@ class CredentialVault:
             )
         done = 0
         for index, tenant_id in enumerate(pending, 1):
-            async with self.db.transaction() as session:
+            async with self.db.transaction(tenant=tenant_id) as session:
                 row = await session.get(TenantDataKeyRow, tenant_id, with_for_update=True)
                 if row is not None and row.wrapped_dek is not None:
                     changed = False
@@ -365,13 +374,15 @@ class CredentialVault:
                         done += 1
             if progress is not None:
                 progress(index, len(pending))
+        async with self.db.transaction() as session:
+            audit.record(session, "vault.rotate_kek", target=self.ring.active_id, rewrapped=done)
         return done
 
     async def rotate_dek(
         self, tenant_id: str, progress: Callable[[int, int], None] | None = None
     ) -> int:
         """Re-encrypt one tenant's credentials under a new DEK; resumable."""
-        async with self.db.transaction() as session:
+        async with self.db.transaction(tenant=tenant_id) as session:
             await self._key_row(session, tenant_id)
             row = await session.get(TenantDataKeyRow, tenant_id, with_for_update=True)
             assert row is not None
@@ -390,7 +401,7 @@ class CredentialVault:
                 )
             )
         for index, credential_id in enumerate(ids, 1):
-            async with self.db.transaction() as session:
+            async with self.db.transaction(tenant=tenant_id) as session:
                 keys = await self._key_row(session, tenant_id)
                 credential = await session.get(CredentialRow, credential_id, with_for_update=True)
                 if credential is not None and credential.dek_version != target:
@@ -403,7 +414,7 @@ class CredentialVault:
                     credential.dek_version = target
             if progress is not None:
                 progress(index, len(ids))
-        async with self.db.transaction() as session:
+        async with self.db.transaction(tenant=tenant_id) as session:
             row = await session.get(TenantDataKeyRow, tenant_id, with_for_update=True)
             assert row is not None
             left = await session.scalar(
@@ -425,5 +436,8 @@ class CredentialVault:
                 if tenant is not None:
                     tenant.generation += 1
                     tenant.updated_at = row.updated_at
+                audit.record(
+                    session, "vault.rotate_dek", tenant_id=tenant_id, dek_version=row.dek_version
+                )
         self.on_change(tenant_id)
         return len(ids)
