@@ -15,16 +15,20 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig
 
+from control_plane.api.audit import AuditController
 from control_plane.api.authz import authorize, tenant_id_of
 from control_plane.api.credentials import CredentialController
 from control_plane.api.internal import unseal_gateway
+from control_plane.api.members import InvitationController, MemberController, accept_invitation
 from control_plane.api.ops import MetricsController, healthz, readyz
 from control_plane.api.problems import EXCEPTION_HANDLERS
 from control_plane.api.tenants import GatewayKeyController, TenantController
 from control_plane.db import migrate
 from control_plane.db.engine import Database
 from control_plane.identity.admin_tokens import AdminTokens
+from control_plane.identity.audit_log import AuditLog
 from control_plane.identity.authenticate import Authenticator
+from control_plane.identity.members import MembershipService
 from control_plane.reconciler import TenantReconciler
 from control_plane.runtime.base import Runtime
 from control_plane.runtime.local import LocalRuntime
@@ -47,6 +51,10 @@ def _from_state(name: str) -> Provide:
         return state[name]
 
     return Provide(provide, sync_to_thread=False)
+
+
+STATE_DEPENDENCIES = ("tenants", "gateway_keys", "signal", "vault", "members", "audit_log")
+"""Services handlers receive by name (``NamedDependency``), from the app's state."""
 
 
 def _tenant_id(request: Request[Any, Any, Any]) -> str:
@@ -102,6 +110,8 @@ def create_app(
         "gateway_keys": GatewayKeyService(db, signal, keys.digests, on_change=reconciler.notify),
         "admin_tokens": admin_tokens,
         "authenticator": Authenticator(admin_tokens),
+        "members": MembershipService(db, keys.digests),
+        "audit_log": AuditLog(db),
     }
 
     @asynccontextmanager
@@ -130,13 +140,17 @@ def create_app(
             TenantController,
             GatewayKeyController,
             CredentialController,
+            MemberController,
+            InvitationController,
+            accept_invitation,
+            AuditController,
             unseal_gateway,
             healthz,
             readyz,
             MetricsController,
         ],
         dependencies={
-            **{name: _from_state(name) for name in ("tenants", "gateway_keys", "signal", "vault")},
+            **{name: _from_state(name) for name in STATE_DEPENDENCIES},
             "tenant_id": Provide(_tenant_id, sync_to_thread=False),
         },
         guards=[authorize],

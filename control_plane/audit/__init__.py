@@ -13,12 +13,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+import msgspec
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane.db.models import AuditRow
-from control_plane.db.values import utcnow
+from control_plane.db.values import aware, utcnow
 
 
 @dataclass(frozen=True)
@@ -76,3 +79,67 @@ def record(
             detail=detail,
         )
     )
+
+
+class AuditEntry(msgspec.Struct, kw_only=True):
+    """One entry as the API shows it."""
+
+    id: int
+    at: datetime
+    actor_type: str
+    actor_id: str | None
+    tenant_id: str | None
+    action: str
+    target: str | None
+    request_id: str | None
+    outcome: str
+    detail: dict[str, Any]
+
+
+class AuditFilter(msgspec.Struct, kw_only=True):
+    tenant_id: str | None = None
+    actor_id: str | None = None
+    action: str | None = None
+    """An exact action, or a prefix ending in ``.`` (``member.``)."""
+    outcome: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    after: int = 0
+    """Entries with a larger id (the previous page's last id)."""
+    limit: int = 100
+
+
+async def query(session: AsyncSession, where: AuditFilter) -> list[AuditEntry]:
+    """Entries matching ``where``, oldest first."""
+    statement = select(AuditRow).where(AuditRow.id > where.after).order_by(AuditRow.id)
+    if where.tenant_id is not None:
+        statement = statement.where(AuditRow.tenant_id == where.tenant_id)
+    if where.actor_id is not None:
+        statement = statement.where(AuditRow.actor_id == where.actor_id)
+    if where.action is not None:
+        if where.action.endswith("."):
+            statement = statement.where(AuditRow.action.startswith(where.action, autoescape=True))
+        else:
+            statement = statement.where(AuditRow.action == where.action)
+    if where.outcome is not None:
+        statement = statement.where(AuditRow.outcome == where.outcome)
+    if where.since is not None:
+        statement = statement.where(AuditRow.at >= where.since)
+    if where.until is not None:
+        statement = statement.where(AuditRow.at < where.until)
+    rows = await session.scalars(statement.limit(where.limit))
+    return [
+        AuditEntry(
+            id=row.id,
+            at=aware(row.at),
+            actor_type=row.actor_type,
+            actor_id=row.actor_id,
+            tenant_id=row.tenant_id,
+            action=row.action,
+            target=row.target,
+            request_id=row.request_id,
+            outcome=row.outcome,
+            detail=dict(row.detail or {}),
+        )
+        for row in rows
+    ]
