@@ -16,6 +16,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig
 
 from control_plane.api.audit import AuditController
+from control_plane.api.auth import ApiTokenController, AuthController, UserController
 from control_plane.api.authz import authorize, tenant_id_of
 from control_plane.api.credentials import CredentialController
 from control_plane.api.internal import unseal_gateway
@@ -25,10 +26,20 @@ from control_plane.api.problems import EXCEPTION_HANDLERS
 from control_plane.api.tenants import GatewayKeyController, TenantController
 from control_plane.db import migrate
 from control_plane.db.engine import Database
+from control_plane.identity.access_tokens import AccessTokens, load_or_create_jwt_keys
 from control_plane.identity.admin_tokens import AdminTokens
+from control_plane.identity.api_tokens import ApiTokenService
 from control_plane.identity.audit_log import AuditLog
 from control_plane.identity.authenticate import Authenticator
 from control_plane.identity.members import MembershipService
+from control_plane.identity.sessions import SessionService
+from control_plane.identity.throttle import (
+    LoginThrottle,
+    MemoryThrottle,
+    RedisThrottle,
+    ThrottleLimits,
+)
+from control_plane.identity.users import UserService
 from control_plane.reconciler import TenantReconciler
 from control_plane.runtime.base import Runtime
 from control_plane.runtime.local import LocalRuntime
@@ -53,8 +64,26 @@ def _from_state(name: str) -> Provide:
     return Provide(provide, sync_to_thread=False)
 
 
-STATE_DEPENDENCIES = ("tenants", "gateway_keys", "signal", "vault", "members", "audit_log")
+STATE_DEPENDENCIES = (
+    "tenants",
+    "gateway_keys",
+    "signal",
+    "vault",
+    "members",
+    "audit_log",
+    "users",
+    "sessions",
+    "api_tokens",
+)
 """Services handlers receive by name (``NamedDependency``), from the app's state."""
+
+
+def _redis(url: str | None) -> Any:
+    if url is None:
+        return None
+    import redis.asyncio
+
+    return redis.asyncio.from_url(url)
 
 
 def _tenant_id(request: Request[Any, Any, Any]) -> str:
@@ -99,6 +128,24 @@ def create_app(
         resync_interval=settings.resync_interval,
     )
     admin_tokens = AdminTokens(db, keys.digests)
+    jwt_ring, jwt_generated = load_or_create_jwt_keys(settings.jwt_keys, settings.jwt_keys_file)
+    if jwt_generated:
+        log.warning(
+            "generated a token signing key in %s; in production supply TENANTRY_JWT_KEYS",
+            settings.jwt_keys_file,
+        )
+    access = AccessTokens(jwt_ring, ttl=settings.access_token_ttl)
+    api_tokens = ApiTokenService(db, keys.digests)
+    users = UserService(db)
+    redis_client = _redis(settings.redis_url)
+    limits = ThrottleLimits(
+        per_account=settings.login_attempts_per_account,
+        per_address=settings.login_attempts_per_address,
+        window=settings.login_window,
+    )
+    throttle: LoginThrottle = (
+        RedisThrottle(redis_client, limits) if redis_client is not None else MemoryThrottle(limits)
+    )
     vault.on_change = reconciler.notify
     services: dict[str, Any] = {
         "settings": settings,
@@ -109,7 +156,17 @@ def create_app(
         "tenants": TenantService(db, signal, vault, on_change=reconciler.notify),
         "gateway_keys": GatewayKeyService(db, signal, keys.digests, on_change=reconciler.notify),
         "admin_tokens": admin_tokens,
-        "authenticator": Authenticator(admin_tokens),
+        "authenticator": Authenticator(db, admin_tokens, access, api_tokens),
+        "users": users,
+        "sessions": SessionService(
+            db,
+            users,
+            access,
+            keys.digests,
+            throttle,
+            refresh_ttl=settings.refresh_token_ttl,
+        ),
+        "api_tokens": api_tokens,
         "members": MembershipService(db, keys.digests),
         "audit_log": AuditLog(db),
     }
@@ -133,10 +190,15 @@ def create_app(
             await reconciler.stop()
             await runtime.close()
             await provider_http.aclose()
+            if redis_client is not None:
+                await redis_client.aclose()
             await db.close()
 
     return Litestar(
         route_handlers=[
+            AuthController,
+            UserController,
+            ApiTokenController,
             TenantController,
             GatewayKeyController,
             CredentialController,

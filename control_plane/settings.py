@@ -63,6 +63,19 @@ class Settings:
     token_hash_key: str | None = field(default=None, repr=False)
     """``TENANTRY_TOKEN_HASH_KEY``: 32 bytes in base64, the key of stored token digests;
     None means the embedded default's generated key in ``DIR/token-hash-key``."""
+    jwt_keys: str | None = field(default=None, repr=False)
+    """``TENANTRY_JWT_KEYS``: access-token signing keys (``kid:base64seed,…``, first signs);
+    None means the embedded default's generated ring in ``DIR/jwt-keys``."""
+    access_token_ttl: float = 900.0
+    """``TENANTRY_ACCESS_TOKEN_TTL``: seconds an access token is valid."""
+    refresh_token_ttl: float = 30 * 86400.0
+    """``TENANTRY_REFRESH_TOKEN_TTL``: seconds a login session lasts without a new login."""
+    login_attempts_per_account: int = 5
+    """``TENANTRY_LOGIN_ATTEMPTS_PER_ACCOUNT`` within ``login_window``."""
+    login_attempts_per_address: int = 20
+    """``TENANTRY_LOGIN_ATTEMPTS_PER_ADDRESS`` within ``login_window``."""
+    login_window: float = 900.0
+    """``TENANTRY_LOGIN_WINDOW``: seconds a failed login attempt counts."""
     provider_env: dict[str, str] = field(default_factory=dict)
     """``TENANTRY_*_API_BASE`` variables: where provider credentials are validated."""
 
@@ -81,6 +94,10 @@ class Settings:
     @property
     def token_hash_key_file(self) -> Path:
         return self.data_dir / "token-hash-key"
+
+    @property
+    def jwt_keys_file(self) -> Path:
+        return self.data_dir / "jwt-keys"
 
     @property
     def admin_token_file(self) -> Path:
@@ -211,5 +228,15 @@ def load_settings(
         internal_url=_url(env, "TENANTRY_INTERNAL_URL", ("http", "https")),
         kek=env.get("TENANTRY_KEK", "").strip() or None,
         token_hash_key=env.get("TENANTRY_TOKEN_HASH_KEY", "").strip() or None,
+        jwt_keys=env.get("TENANTRY_JWT_KEYS", "").strip() or None,
+        access_token_ttl=_number(env, "TENANTRY_ACCESS_TOKEN_TTL", 900.0, minimum=30.0),
+        refresh_token_ttl=_number(env, "TENANTRY_REFRESH_TOKEN_TTL", 30 * 86400.0, minimum=60.0),
+        login_attempts_per_account=_int(
+            env, "TENANTRY_LOGIN_ATTEMPTS_PER_ACCOUNT", 5, minimum=1, maximum=1000
+        ),
+        login_attempts_per_address=_int(
+            env, "TENANTRY_LOGIN_ATTEMPTS_PER_ADDRESS", 20, minimum=1, maximum=100000
+        ),
+        login_window=_number(env, "TENANTRY_LOGIN_WINDOW", 900.0, minimum=1.0),
         provider_env={k: v for k, v in env.items() if k.endswith("_API_BASE")},
     )
