@@ -25,7 +25,7 @@ from control_plane.errors import (
     NotFoundError,
     PermissionDenied,
 )
-from control_plane.identity.scopes import Principal, parse_grants
+from control_plane.identity.scopes import PLATFORM_SCOPES, Grant, Principal, parse_grants
 from control_plane.vault.digests import TokenDigests
 
 TOKEN_PREFIX = "tnt_pat_"  # noqa: S105 (a prefix, not a secret)
@@ -60,6 +60,15 @@ class TokenOwner(msgspec.Struct, kw_only=True):
     scopes: list[str]
 
 
+def _holds(owner: Principal, grant: Grant) -> bool:
+    """Whether the owner may write ``grant`` into a token: a narrowed grant needs the scope
+    on that tenant; an unnarrowed tenant scope means "wherever I hold it" (bounded at use);
+    an installation-wide scope needs a platform admin."""
+    if grant.tenant is not None:
+        return owner.can(grant.scope, grant.tenant)
+    return owner.platform_admin or grant.scope not in PLATFORM_SCOPES
+
+
 def _read(row: ApiTokenRow) -> ApiTokenRead:
     return ApiTokenRead(
         id=row.id,
@@ -89,7 +98,7 @@ class ApiTokenService:
         if not data.scopes:
             raise InvalidInputError("a token needs at least one scope")
         grants = parse_grants(data.scopes)
-        beyond = sorted(str(g) for g in grants if not owner.can(g.scope, g.tenant))
+        beyond = sorted(str(g) for g in grants if not _holds(owner, g))
         if beyond:
             raise PermissionDenied(f"you do not hold these scopes yourself: {', '.join(beyond)}")
         if data.expires_in_days is not None and not 1 <= data.expires_in_days <= MAX_DAYS:
