@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from control_plane.cli import tenants_cmd, up_cmd, vault_cmd
+from control_plane.cli import login_cmd, tenants_cmd, up_cmd, users_cmd, vault_cmd
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     gateway.set_defaults(run=_run_gateway)
 
     tenants_cmd.add_parser(commands)
+    users_cmd.add_parser(commands)
+    login_cmd.add_parser(commands)
     vault_cmd.add_parser(commands)
     return parser
 

@@ -12,6 +12,8 @@ from typing import Any
 
 import httpx
 
+from control_plane.cli import login_cmd
+
 TERMINAL = {"running", "failed", "suspended", "deleted"}
 
 
@@ -22,7 +24,10 @@ class CliError(Exception):
 def add_parser(commands: Any) -> None:
     tenants = commands.add_parser("tenants", help="create, list, inspect and delete tenants")
     tenants.add_argument("--url", help="control plane URL (default $TENANTRY_URL or the local one)")
-    tenants.add_argument("--token", help="admin token (default $TENANTRY_TOKEN or DIR/admin-token)")
+    tenants.add_argument(
+        "--token",
+        help="bearer token (default $TENANTRY_TOKEN, `tenantry login`, DIR/admin-token)",
+    )
     tenants.add_argument("--data-dir", help="data dir of a local `tenantry up` (default .tenantry)")
     tenants.add_argument("--json", action="store_true", help="print raw JSON")
     actions = tenants.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -69,21 +74,18 @@ def _data_dir(args: argparse.Namespace) -> Path:
 
 
 def _client(args: argparse.Namespace) -> httpx.Client:
-    url = args.url or os.environ.get("TENANTRY_URL")
-    if not url:
-        endpoint = _data_dir(args) / "control-plane.json"
-        try:
-            url = json.loads(endpoint.read_text())["url"]
-        except (OSError, ValueError, KeyError):
-            url = "http://127.0.0.1:8080"
-    token = args.token or os.environ.get("TENANTRY_TOKEN")
+    directory = _data_dir(args)
+    url = login_cmd.control_plane_url(args.url, directory)
+    token = (
+        args.token or os.environ.get("TENANTRY_TOKEN") or login_cmd.session_token(directory, url)
+    )
     if not token:
         token_file = _data_dir(args) / "admin-token"
         try:
             token = token_file.read_text().strip()
         except OSError:
             raise CliError(
-                "no admin token: pass --token, set TENANTRY_TOKEN, "
+                "no credentials: run `tenantry login`, pass --token, set TENANTRY_TOKEN, "
                 f"or run where {token_file} exists"
             ) from None
     return httpx.Client(

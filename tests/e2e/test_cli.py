@@ -78,3 +78,82 @@ def test_errors_are_explained(control_plane_process: ControlPlaneProcess) -> Non
     unreachable = run_tenants(cp, "--url", "http://127.0.0.1:9", "list")
     assert unreachable.returncode == 1
     assert "cannot reach the control plane" in unreachable.stderr
+
+
+def cli(cp: ControlPlaneProcess, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "control_plane.cli.main", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=without_settings(),
+        check=False,
+    )
+
+
+def test_a_person_logs_in_and_the_cli_acts_as_them(
+    control_plane_process: ControlPlaneProcess,
+) -> None:
+    cp = control_plane_process
+    password = "a long enough password\n"
+    made = cli(
+        cp,
+        "users",
+        "--data-dir",
+        str(cp.data_dir),
+        "create-admin",
+        "--email",
+        "root@example.com",
+        "--password-stdin",
+        stdin=password,
+    )
+    assert made.returncode == 0, made.stderr
+    assert "platform admin root@example.com created" in made.stdout
+    again = cli(
+        cp,
+        "users",
+        "--data-dir",
+        str(cp.data_dir),
+        "create-admin",
+        "--email",
+        "root@example.com",
+        "--password-stdin",
+        stdin=password,
+    )
+    assert again.returncode == 1
+    assert "exists" in again.stderr
+
+    wrong = cli(
+        cp,
+        "login",
+        "--data-dir",
+        str(cp.data_dir),
+        "--email",
+        "root@example.com",
+        "--password-stdin",
+        stdin="not the password\n",
+    )
+    assert wrong.returncode == 1
+    assert "email or password is wrong" in wrong.stderr
+
+    logged_in = cli(
+        cp,
+        "login",
+        "--data-dir",
+        str(cp.data_dir),
+        "--email",
+        "root@example.com",
+        "--password-stdin",
+        stdin=password,
+    )
+    assert logged_in.returncode == 0, logged_in.stderr
+    session_file = cp.data_dir / "cli-credentials.json"
+    assert session_file.stat().st_mode & 0o777 == 0o600
+    assert "tnt_admin_" not in session_file.read_text()
+
+    tenantry(cp, "create", "by-a-person")
+    with cp.client() as admin:
+        entries = admin.get("/api/v1/audit", params={"action": "tenant.create"}).json()
+    creator = [e for e in entries if e["target"] == "by-a-person"]
+    assert [e["actor_type"] for e in creator] == ["user"], "the CLI used the person's session"
