@@ -175,8 +175,17 @@ def create_app(
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
         settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         await asyncio.to_thread(
-            migrate.upgrade, settings.database_url, rekey_digest=keys.digests.rekey_sha256
+            migrate.upgrade,
+            settings.schema_owner_url,
+            rekey_digest=keys.digests.rekey_sha256,
+            app_url=settings.database_url,
         )
+        if await asyncio.to_thread(migrate.bypasses_row_security, settings.database_url):
+            log.warning(
+                "TENANTRY_DATABASE_URL connects as a PostgreSQL superuser or a BYPASSRLS role: "
+                "row-level security does not bind it. Connect as a role that does not own the "
+                "tables and set TENANTRY_DATABASE_MIGRATION_URL to the owner."
+            )
         token = await admin_tokens.ensure_first(settings.admin_token_file)
         if token is not None and on_first_token is not None:
             on_first_token(token)

@@ -5,6 +5,7 @@ A wrong value raises :class:`~control_plane.errors.SettingsError` naming the var
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -41,6 +42,10 @@ class LocalRuntimeSettings:
 class Settings:
     data_dir: Path
     database_url: str
+    migration_database_url: str | None = field(default=None, repr=False)
+    """``TENANTRY_DATABASE_MIGRATION_URL``: the schema owner's URL for migrations on
+    PostgreSQL when the application connects as a role that does not own the tables;
+    None: migrate with ``database_url``."""
     host: str = "127.0.0.1"
     port: int = 8080
     runtime: RuntimeKind = "local"
@@ -78,6 +83,11 @@ class Settings:
     """``TENANTRY_LOGIN_WINDOW``: seconds a failed login attempt counts."""
     provider_env: dict[str, str] = field(default_factory=dict)
     """``TENANTRY_*_API_BASE`` variables: where provider credentials are validated."""
+
+    @property
+    def schema_owner_url(self) -> str:
+        """The URL migrations run with."""
+        return self.migration_database_url or self.database_url
 
     @property
     def gateways_dir(self) -> Path:
@@ -135,6 +145,8 @@ def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float
         value = float(raw)
     except ValueError:
         raise SettingsError(name, f"expected a number, got {raw!r}") from None
+    if not math.isfinite(value):
+        raise SettingsError(name, f"expected a finite number, got {raw!r}")
     if value < minimum:
         raise SettingsError(name, f"must be at least {minimum:g}, got {raw!r}")
     return value
@@ -211,6 +223,11 @@ def load_settings(
     return Settings(
         data_dir=root,
         database_url=normalize_database_url(db_raw),
+        migration_database_url=(
+            normalize_database_url(migration_raw, "TENANTRY_DATABASE_MIGRATION_URL")
+            if (migration_raw := env.get("TENANTRY_DATABASE_MIGRATION_URL", "").strip())
+            else None
+        ),
         host=host or env.get("TENANTRY_HOST", "127.0.0.1"),
         port=port
         if port is not None

@@ -326,15 +326,49 @@ def with_database(url: str, dbname: str) -> str:
     return urlunsplit(parts._replace(path=f"/{dbname}"))
 
 
+OWNER_ROLE = "tenantry_owner"
+APP_ROLE = "tenantry_app"
+"""Roles the tests connect as: neither is a superuser nor bypasses row-level security, so
+every PostgreSQL test runs with the policies in force. ``OWNER_ROLE`` owns each scratch
+database (single-role installs, and migrations); ``APP_ROLE`` owns nothing (two-role
+installs)."""
+
+
+def ensure_roles(admin_url: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        for role in (OWNER_ROLE, APP_ROLE):
+            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+            if not exists:
+                conn.execute(
+                    sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOBYPASSRLS").format(
+                        sql.Identifier(role)
+                    )
+                )
+
+
+def as_role(url: str, role: str) -> str:
+    """``url`` connecting as ``role`` (trust authentication, no password)."""
+    parts = urlsplit(url)
+    host = parts.hostname or "127.0.0.1"
+    netloc = f"{role}@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 @contextlib.contextmanager
 def scratch_database(server_url: str) -> Iterator[str]:
-    """Create an empty database ``t_<random>`` on the server; yield its URL; drop it after."""
+    """Create an empty database ``t_<random>`` owned by ``OWNER_ROLE``; yield its URL as that
+    role; drop it after."""
     admin_url = psycopg_url(server_url)
+    ensure_roles(admin_url)
     dbname = f"t_{secrets.token_hex(6)}"
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                sql.Identifier(dbname), sql.Identifier(OWNER_ROLE)
+            )
+        )
     try:
-        yield with_database(admin_url, dbname)
+        yield as_role(with_database(admin_url, dbname), OWNER_ROLE)
     finally:
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(

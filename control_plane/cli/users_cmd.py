@@ -48,7 +48,10 @@ async def _create(args: argparse.Namespace, password: str) -> str:
     settings = load_settings(data_dir=args.data_dir)
     keys = load_vault_keys(settings)
     await asyncio.to_thread(
-        migrate.upgrade, settings.database_url, rekey_digest=keys.digests.rekey_sha256
+        migrate.upgrade,
+        settings.schema_owner_url,
+        rekey_digest=keys.digests.rekey_sha256,
+        app_url=settings.database_url,
     )
     db = Database(settings.database_url)
     try:

@@ -74,7 +74,10 @@ async def _with_vault(args: argparse.Namespace) -> int:
         write_ring(ring.with_new_active(), settings.kek_file)
     keys = load_vault_keys(settings)
     await asyncio.to_thread(
-        migrate.upgrade, settings.database_url, rekey_digest=keys.digests.rekey_sha256
+        migrate.upgrade,
+        settings.schema_owner_url,
+        rekey_digest=keys.digests.rekey_sha256,
+        app_url=settings.database_url,
     )
     db = Database(settings.database_url)
     async with httpx.AsyncClient() as http:

@@ -265,3 +265,7 @@ class AuditRow(Base):
     outcome: Mapped[str] = mapped_column(String(16))
     """``success`` or ``denied``."""
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    # No INSERT … RETURNING: on PostgreSQL, returning a row the transaction may not read
+    # (an installation-wide entry outside platform mode) would be refused by row security.
+    __table_args__ = {"implicit_returning": False}

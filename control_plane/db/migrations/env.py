@@ -13,6 +13,10 @@ assert url, "sqlalchemy.url is set by control_plane.db.migrate"
 
 engine = create_engine(url, poolclass=pool.NullPool)
 with engine.connect() as connection:
+    if connection.dialect.name == "postgresql":
+        # Migrations work on every tenant's rows: platform mode for this session.
+        connection.exec_driver_sql("SET app.platform = 'on'")
+        connection.commit()
     context.configure(
         connection=connection,
         target_metadata=Base.metadata,

@@ -23,6 +23,7 @@ def database_dump(database_url: str, tmp_path: Path) -> bytes:
     engine = create_engine(database_url.replace("postgresql://", "postgresql+psycopg://", 1))
     chunks = []
     with engine.connect() as connection:
+        connection.execute(text("SET app.platform = 'on'"))  # every tenant's rows
         for table in ("tenants", "tenant_events", "credentials", "tenant_data_keys"):
             for row in connection.execute(text(f"SELECT * FROM {table}")):
                 chunks.append(repr(tuple(row)).encode())

@@ -49,7 +49,7 @@ async def make_tenants(vault: CredentialVault, db: Database) -> list[str]:
     ids = []
     for n in range(TENANTS):
         tenant_id = new_id()
-        async with db.transaction() as session:
+        async with db.transaction(platform="test setup and checks") as session:
             now = utcnow()
             session.add(
                 TenantRow(
@@ -125,7 +125,7 @@ async def test_kek_rotation_under_concurrent_reads_and_writes(
     assert failures == [], failures[:3]
     assert operations > TENANTS
     assert rewrapped == TENANTS
-    async with db.transaction() as session:
+    async with db.transaction(platform="test setup and checks") as session:
         kek_ids = set(await session.scalars(select(TenantDataKeyRow.kek_id)))
     assert kek_ids == {"new"}
     # From now on the old key can be dropped from the ring: the new one alone reads all.
@@ -151,7 +151,7 @@ async def test_dek_rotation_is_resumable(db: Database, http: httpx.AsyncClient) 
     }
     for name, fields in providers.items():
         await vault.put(tenant_id, name, fields, validate=False)
-    async with db.transaction() as session:
+    async with db.transaction(platform="test setup and checks") as session:
         before = {r.provider: r.ciphertext for r in await session.scalars(select(CredentialRow))}
 
     class Interrupted(Exception):
@@ -166,13 +166,13 @@ async def test_dek_rotation_is_resumable(db: Database, http: httpx.AsyncClient) 
     # Half-rotated: every credential still reads, and a write lands under the new key.
     for name, fields in providers.items():
         assert await vault.reveal(tenant_id, name) == fields
-    async with db.transaction() as session:
+    async with db.transaction(platform="test setup and checks") as session:
         keys = await session.get(TenantDataKeyRow, tenant_id)
         assert keys is not None
         assert (keys.dek_version, keys.pending_version) == (1, 2)
 
     assert await vault.rotate_dek(tenant_id) == 2  # the two not yet done
-    async with db.transaction() as session:
+    async with db.transaction(platform="test setup and checks") as session:
         keys = await session.get(TenantDataKeyRow, tenant_id)
         assert keys is not None
         assert (keys.dek_version, keys.pending_version) == (2, None)
@@ -190,9 +190,9 @@ async def test_deleting_the_key_shreds_every_credential(
     (tenant_id, other_id, *_) = await make_tenants(vault, db)
     await vault.put(tenant_id, "openai", {"api_key": "sk-shred-me-please-0001"}, validate=False)
     await vault.put(other_id, "openai", {"api_key": "sk-keep-me-please-0002"}, validate=False)
-    async with db.transaction() as session:
+    async with db.transaction(platform="test setup and checks") as session:
         await vault.destroy_tenant_key(session, tenant_id)
-    async with db.transaction() as session:
+    async with db.transaction(platform="test setup and checks") as session:
         keys = await session.get(TenantDataKeyRow, tenant_id)
         assert keys is not None
         assert keys.wrapped_dek is None
