@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from control_plane.db.values import utcnow
-from control_plane.errors import AuthenticationError, TenantryError
+from control_plane.errors import AuthenticationError, SettingsError
 from control_plane.vault import keyfile
 
 JWT_KEYS_VARIABLE = "TENANTRY_JWT_KEYS"
@@ -39,14 +39,16 @@ ISSUER = "tenantry"
 AUDIENCE = "tenantry-api"
 TOKEN_TYPE = "at+jwt"  # noqa: S105 (a media type, not a secret)
 REQUIRED_CLAIMS = ["iss", "aud", "sub", "sid", "iat", "exp", "jti"]
+LEEWAY = 5
+"""Seconds an access token is still accepted after ``exp``, for clock skew between replicas."""
 _KID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
-class JwtKeyError(TenantryError):
+class JwtKeyError(SettingsError):
     """The JWT key ring is unusable; the message starts with ``TENANTRY_JWT_KEYS: ``."""
 
     def __init__(self, problem: str) -> None:
-        super().__init__(f"{JWT_KEYS_VARIABLE}: {problem}")
+        super().__init__(JWT_KEYS_VARIABLE, problem)
         self.problem = problem
 
 
@@ -181,6 +183,6 @@ class AccessTokens:
         except jwt.PyJWTError:
             raise AuthenticationError("the access token is not valid") from None
         expires = datetime.fromtimestamp(int(claims["exp"]), tz=self.now().tzinfo)
-        if self.now() >= expires + timedelta(seconds=5):
+        if self.now() >= expires + timedelta(seconds=LEEWAY):
             raise AuthenticationError("the access token has expired; refresh it")
         return AccessClaims(str(claims["sub"]), str(claims["sid"]), expires)

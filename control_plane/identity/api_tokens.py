@@ -62,11 +62,16 @@ class TokenOwner(msgspec.Struct, kw_only=True):
 
 def _holds(owner: Principal, grant: Grant) -> bool:
     """Whether the owner may write ``grant`` into a token: a narrowed grant needs the scope
-    on that tenant; an unnarrowed tenant scope means "wherever I hold it" (bounded at use);
-    an installation-wide scope needs a platform admin."""
+    on that tenant; an unnarrowed tenant scope ("wherever I hold it", bounded again at each
+    use) needs it on at least one tenant now; an installation-wide scope needs a platform
+    admin."""
     if grant.tenant is not None:
         return owner.can(grant.scope, grant.tenant)
-    return owner.platform_admin or grant.scope not in PLATFORM_SCOPES
+    if owner.platform_admin:
+        return True
+    return grant.scope not in PLATFORM_SCOPES and any(
+        owner.can(grant.scope, tenant_id) for tenant_id in owner.roles
+    )
 
 
 def _read(row: ApiTokenRow) -> ApiTokenRead:

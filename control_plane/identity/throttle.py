@@ -25,6 +25,8 @@ from typing import Any, Protocol
 from control_plane.errors import TooManyAttempts
 
 Clock = Callable[[], float]
+SWEEP_AT = 10_000
+"""Windows the in-process throttle holds before it forgets the empty ones."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,12 @@ class MemoryThrottle:
         self.clock = clock
         self._lock = asyncio.Lock()
         self._windows: dict[str, deque[tuple[float, str]]] = {}
+        self._next_sweep = SWEEP_AT
+
+    @property
+    def tracked(self) -> int:
+        """How many windows (accounts and addresses) are held in memory."""
+        return len(self._windows)
 
     def _window(self, key: str, now: float) -> deque[tuple[float, str]]:
         window = self._windows.setdefault(key, deque())
@@ -76,10 +84,20 @@ class MemoryThrottle:
             window.popleft()
         return window
 
+    def _sweep(self, now: float) -> None:
+        """Forget windows with no attempt left in them, so guessing at many made-up
+        emails cannot grow memory without bound."""
+        for key in list(self._windows):
+            if not self._window(key, now):
+                del self._windows[key]
+
     async def reserve(self, account: str, address: str) -> Reservation:
         account_key, address_key = _keys(account, address)
         async with self._lock:
             now = self.clock()
+            if len(self._windows) >= self._next_sweep:
+                self._sweep(now)
+                self._next_sweep = max(SWEEP_AT, 2 * len(self._windows))
             waits = []
             for key, limit in (
                 (account_key, self.limits.per_account),

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from control_plane.app import create_app
@@ -32,7 +33,7 @@ class Clock:
 
 @dataclass
 class Api:
-    client: AsyncTestClient
+    client: AsyncTestClient[Litestar]
     admin: dict[str, str]
     clock: Clock
 
@@ -56,6 +57,19 @@ class Api:
 
     def bearer(self, token: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}"}
+
+    async def make_tenant(self, slug: str, email: str, role: str) -> dict[str, Any]:
+        """A tenant (made by the platform admin) with ``email`` as a member in ``role``."""
+        made = await self.client.post("/api/v1/tenants", json={"slug": slug}, headers=self.admin)
+        assert made.status_code == 202, made.text
+        tenant: dict[str, Any] = made.json()
+        added = await self.client.post(
+            f"/api/v1/tenants/{tenant['id']}/members",
+            json={"email": email, "role": role},
+            headers=self.admin,
+        )
+        assert added.status_code == 201, added.text
+        return tenant
 
 
 def use_clock(app: Any, clock: Clock) -> None:

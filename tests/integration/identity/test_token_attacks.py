@@ -18,9 +18,12 @@ def b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
+def pad(segment: str) -> str:
+    return segment + "=" * (-len(segment) % 4)
+
+
 def parts(token: str) -> tuple[dict[str, Any], dict[str, Any], str]:
     header, payload, signature = token.split(".")
-    pad = lambda s: s + "=" * (-len(s) % 4)  # noqa: E731
     return (
         json.loads(base64.urlsafe_b64decode(pad(header))),
         json.loads(base64.urlsafe_b64decode(pad(payload))),
@@ -165,23 +168,10 @@ async def test_an_unknown_refresh_token_is_refused(api: Api) -> None:
     assert "not valid" in answer.json()["detail"]
 
 
-async def tenant_with(api: Api, slug: str, email: str, role: str) -> dict[str, Any]:
-    tenant: dict[str, Any] = (
-        await api.client.post("/api/v1/tenants", json={"slug": slug}, headers=api.admin)
-    ).json()
-    added = await api.client.post(
-        f"/api/v1/tenants/{tenant['id']}/members",
-        json={"email": email, "role": role},
-        headers=api.admin,
-    )
-    assert added.status_code == 201, added.text
-    return tenant
-
-
 async def test_api_tokens_are_bounded_by_scope_tenant_and_owner(api: Api) -> None:
     await api.make_user("ops@example.com")
-    alpha = await tenant_with(api, "alpha", "ops@example.com", "admin")
-    bravo = await tenant_with(api, "bravo", "ops@example.com", "admin")
+    alpha = await api.make_tenant("alpha", "ops@example.com", "admin")
+    bravo = await api.make_tenant("bravo", "ops@example.com", "admin")
     session = api.bearer((await api.login("ops@example.com"))["access_token"])
 
     for scopes in ([f"members:admin!tenant={alpha['id']}"], ["users:admin"]):
@@ -227,6 +217,7 @@ async def test_api_tokens_are_bounded_by_scope_tenant_and_owner(api: Api) -> Non
 
 async def test_an_expired_api_token_is_refused(api: Api) -> None:
     await api.make_user("ops@example.com")
+    await api.make_tenant("alpha", "ops@example.com", "member")
     session = api.bearer((await api.login("ops@example.com"))["access_token"])
     made = await api.client.post(
         "/api/v1/tokens",
