@@ -12,7 +12,7 @@ from control_plane.cli.login_cmd import read_password
 from control_plane.db import migrate
 from control_plane.db.engine import Database
 from control_plane.errors import TenantryError
-from control_plane.identity.users import UserCreate, UserService
+from control_plane.identity.users import UserService
 from control_plane.settings import load_settings
 from control_plane.vault.errors import VaultError
 from control_plane.vault.loading import load_vault_keys
@@ -55,9 +55,7 @@ async def _create(args: argparse.Namespace, password: str) -> str:
     )
     db = Database(settings.database_url)
     try:
-        user = await UserService(db).create(
-            UserCreate(email=args.email, password=password, platform_admin=True)
-        )
+        user = await UserService(db).create_admin(args.email, password)
     finally:
         await db.close()
     return user.email

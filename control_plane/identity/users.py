@@ -85,6 +85,10 @@ class UserService:
             raise ConflictError(f"a user with email {email!r} exists") from None
         return _read(row)
 
+    async def create_admin(self, email: str, password: str) -> UserRead:
+        """A platform admin account: the first person, before anyone can log in."""
+        return await self.create(UserCreate(email=email, password=password, platform_admin=True))
+
     async def get(self, user_id: str) -> UserRead:
         async with self.db.transaction() as session:
             row = await session.get(UserRow, user_id)
