@@ -78,6 +78,21 @@ STATE_DEPENDENCIES = (
 """Services handlers receive by name (``NamedDependency``), from the app's state."""
 
 
+def _runtime(settings: Settings) -> Runtime:
+    if settings.runtime == "kubernetes":
+        from control_plane.runtime.kubernetes.runtime import (
+            KubernetesRuntime,
+            api_client_from_environment,
+        )
+
+        return KubernetesRuntime(
+            settings.kubernetes,
+            api_client_from_environment(),
+            platform_models_url=settings.platform_models_url,
+        )
+    return LocalRuntime(settings)
+
+
 def _redis(url: str | None) -> Any:
     if url is None:
         return None
@@ -109,7 +124,7 @@ def create_app(
         log.warning("%s", warning)
     provider_http = httpx.AsyncClient(timeout=httpx.Timeout(10.0), trust_env=False)
     lifecycle = TenantLifecycle(db, signal)
-    runtime = runtime or LocalRuntime(settings)
+    runtime = runtime or _runtime(settings)
     vault = CredentialVault(
         db,
         keys.ring,

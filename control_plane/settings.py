@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,27 @@ class LocalRuntimeSettings:
 
 
 @dataclass(frozen=True)
+class KubernetesRuntimeSettings:
+    """How the Kubernetes runtime places tenants (``TENANTRY_RUNTIME=kubernetes``)."""
+
+    namespace: str = "tenantry-tenants"
+    """``TENANTRY_KUBERNETES_NAMESPACE``: where Tenant resources and bundle Secrets go."""
+    namespace_per_tenant: bool = False
+    """``TENANTRY_KUBERNETES_NAMESPACE_PER_TENANT``: one namespace per tenant instead,
+    named ``<namespace>-<slug>`` (the namespaces must exist or be creatable)."""
+    gateway_image: str = "tenantry/tenant-gateway:0.1.0"
+    """``TENANTRY_GATEWAY_IMAGE``: the image of every tenant's gateway pod."""
+    installation: str = "tenantry"
+    """``TENANTRY_INSTALLATION``: label value that marks this installation's Tenants."""
+    ready_timeout: float = 300.0
+    """``TENANTRY_KUBERNETES_READY_TIMEOUT``: seconds a Tenant has to report Running."""
+    storage_class: str | None = None
+    """``TENANTRY_KUBERNETES_STORAGE_CLASS``: class of the memory volumes (cluster default)."""
+    retain_volumes: bool = True
+    """``TENANTRY_KUBERNETES_RETAIN_VOLUMES``: keep a deleted tenant's volume."""
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path
     database_url: str
@@ -59,6 +81,7 @@ class Settings:
     resync_interval: float = 5.0
     """Seconds between full passes that pick up anything a notification missed."""
     local: LocalRuntimeSettings = field(default_factory=LocalRuntimeSettings)
+    kubernetes: KubernetesRuntimeSettings = field(default_factory=KubernetesRuntimeSettings)
     internal_url: str | None = None
     """``TENANTRY_INTERNAL_URL``: how gateways reach this control plane (to unseal their
     credentials); ``tenantry up`` fills it in from the address it listens on."""
@@ -128,6 +151,16 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if value in _FALSE:
         return False
     raise SettingsError(name, f"expected true or false, got {raw!r}")
+
+
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+
+
+def _dns_label(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name, "").strip() or default
+    if not _DNS_LABEL.fullmatch(value):
+        raise SettingsError(name, f"expected a DNS label (a-z, 0-9, -), got {value!r}")
+    return value
 
 
 def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
@@ -202,10 +235,16 @@ def load_settings(
     runtime = env.get("TENANTRY_RUNTIME", "local").strip() or "local"
     if runtime not in ("local", "kubernetes"):
         raise SettingsError("TENANTRY_RUNTIME", f"expected local or kubernetes, got {runtime!r}")
-    if runtime == "kubernetes":
-        raise SettingsError(
-            "TENANTRY_RUNTIME", "the kubernetes runtime is not available in this release; use local"
-        )
+    kubernetes = KubernetesRuntimeSettings(
+        namespace=_dns_label(env, "TENANTRY_KUBERNETES_NAMESPACE", "tenantry-tenants"),
+        namespace_per_tenant=_bool(env, "TENANTRY_KUBERNETES_NAMESPACE_PER_TENANT", False),
+        gateway_image=env.get("TENANTRY_GATEWAY_IMAGE", "").strip()
+        or KubernetesRuntimeSettings.gateway_image,
+        installation=_dns_label(env, "TENANTRY_INSTALLATION", "tenantry"),
+        ready_timeout=_number(env, "TENANTRY_KUBERNETES_READY_TIMEOUT", 300.0, minimum=1.0),
+        storage_class=env.get("TENANTRY_KUBERNETES_STORAGE_CLASS", "").strip() or None,
+        retain_volumes=_bool(env, "TENANTRY_KUBERNETES_RETAIN_VOLUMES", True),
+    )
     log_level = env.get("TENANTRY_LOG_LEVEL", "info").strip().lower()
     if log_level not in ("debug", "info", "warning", "error"):
         raise SettingsError(
@@ -232,7 +271,8 @@ def load_settings(
         port=port
         if port is not None
         else _int(env, "TENANTRY_PORT", 8080, minimum=0, maximum=65535),
-        runtime="local",
+        runtime="kubernetes" if runtime == "kubernetes" else "local",
+        kubernetes=kubernetes,
         platform_models_url=_url(env, "TENANTRY_PLATFORM_MODELS_URL", ("http", "https")),
         redis_url=_url(env, "TENANTRY_REDIS_URL", ("redis", "rediss", "unix")),
         log_level=log_level,

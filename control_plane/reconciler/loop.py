@@ -229,6 +229,7 @@ class TenantReconciler:
         return GatewaySpec(
             tenant_id=tenant.id,
             slug=tenant.slug,
+            plan=tenant.plan,
             identity_token=identity_token,
             bundle=GatewayBundle(
                 tenant_id=tenant.id,

@@ -16,6 +16,8 @@ class GatewaySpec(msgspec.Struct, frozen=True, kw_only=True):
     tenant_id: str
     slug: str
     bundle: GatewayBundle
+    plan: str = "free"
+    """Sizes the gateway where the runtime can (CPU, memory, volume on Kubernetes)."""
     identity_token: str | None = msgspec.field(default=None)
     """The gateway's own credential for unsealing; delivered beside the bundle, 0600."""
 

@@ -34,6 +34,10 @@ def test_flags_win_over_variables(tmp_path: Path) -> None:
         ("TENANTRY_PLATFORM_MODELS_URL", "ftp://models", "expected a URL"),
         ("TENANTRY_DATABASE_URL", "mysql://db", "unsupported database"),
         ("TENANTRY_LOG_LEVEL", "loud", "expected debug"),
+        ("TENANTRY_KUBERNETES_NAMESPACE", "Tenants_NS", "DNS label"),
+        ("TENANTRY_INSTALLATION", "-x", "DNS label"),
+        ("TENANTRY_KUBERNETES_READY_TIMEOUT", "0", "at least"),
+        ("TENANTRY_DATABASE_MIGRATION_URL", "mysql://db", "unsupported database"),
     ],
 )
 def test_bad_values_name_the_variable(
@@ -55,4 +59,26 @@ def test_platform_models_url_is_trimmed(tmp_path: Path) -> None:
     env = {"TENANTRY_PLATFORM_MODELS_URL": "http://127.0.0.1:8000/v1/"}
     assert load_settings(env, data_dir=str(tmp_path)).platform_models_url == (
         "http://127.0.0.1:8000/v1"
+    )
+
+
+def test_the_kubernetes_runtime_is_configured_from_variables(tmp_path: Path) -> None:
+    settings = load_settings(
+        {
+            "TENANTRY_RUNTIME": "kubernetes",
+            "TENANTRY_KUBERNETES_NAMESPACE": "tenants",
+            "TENANTRY_KUBERNETES_NAMESPACE_PER_TENANT": "true",
+            "TENANTRY_GATEWAY_IMAGE": "registry.example/gw:1",
+            "TENANTRY_KUBERNETES_STORAGE_CLASS": "fast",
+            "TENANTRY_KUBERNETES_RETAIN_VOLUMES": "false",
+        },
+        data_dir=str(tmp_path),
+    )
+    assert settings.runtime == "kubernetes"
+    k8s = settings.kubernetes
+    assert (k8s.namespace, k8s.namespace_per_tenant) == ("tenants", True)
+    assert (k8s.gateway_image, k8s.storage_class, k8s.retain_volumes) == (
+        "registry.example/gw:1",
+        "fast",
+        False,
     )

@@ -1,0 +1,113 @@
+"""The Kubernetes objects the control plane owns for a tenant, as plain data.
+
+Two per tenant, both server-side-applied by :mod:`control_plane.runtime.kubernetes.runtime`:
+the ``Tenant`` custom resource (``tenants.tenantry.dev/v1alpha1``, reconciled into a pod,
+volume, service and network policy by the operator) and the Secret holding the gateway's
+sealed bundle (ciphertexts and digests only) and its identity token, mounted read-only into
+the gateway pod. Everything else is the operator's.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import msgspec
+
+from tenant_gateway.contract import BUNDLE_FILE, IDENTITY_FILE, GatewayBundle
+
+GROUP = "tenantry.dev"
+VERSION = "v1alpha1"
+PLURAL = "tenants"
+KIND = "Tenant"
+API_VERSION = f"{GROUP}/{VERSION}"
+FIELD_MANAGER = "tenantry-control-plane"
+
+LABEL_INSTALLATION = "tenantry.dev/installation"
+LABEL_TENANT_ID = "tenantry.dev/tenant-id"
+LABEL_SLUG = "tenantry.dev/slug"
+
+
+def tenant_name(tenant_id: str) -> str:
+    """The Tenant resource's name: from the id, so a reused slug never collides with a
+    tenant that is still being deleted."""
+    return f"tenant-{tenant_id}"
+
+
+def bundle_secret_name(tenant_id: str) -> str:
+    return f"tenant-{tenant_id}-bundle"
+
+
+def labels(installation: str, tenant_id: str, slug: str) -> dict[str, str]:
+    return {
+        LABEL_INSTALLATION: installation,
+        LABEL_TENANT_ID: tenant_id,
+        LABEL_SLUG: slug,
+        "app.kubernetes.io/managed-by": "tenantry",
+    }
+
+
+def bundle_secret(
+    *,
+    namespace: str,
+    installation: str,
+    bundle: GatewayBundle,
+    identity_token: str | None,
+) -> dict[str, Any]:
+    data = {BUNDLE_FILE: base64.b64encode(msgspec.json.encode(bundle)).decode()}
+    if identity_token is not None:
+        data[IDENTITY_FILE] = base64.b64encode(identity_token.encode()).decode()
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": bundle_secret_name(bundle.tenant_id),
+            "namespace": namespace,
+            "labels": labels(installation, bundle.tenant_id, bundle.tenant_slug),
+        },
+        "type": "Opaque",
+        "data": data,
+    }
+
+
+def tenant_resource(
+    *,
+    namespace: str,
+    installation: str,
+    tenant_id: str,
+    slug: str,
+    plan: str,
+    image: str,
+    suspended: bool,
+    platform_models_url: str | None,
+    control_plane_url: str | None,
+    storage_class: str | None,
+    retain_volume: bool,
+) -> dict[str, Any]:
+    storage: dict[str, Any] = {"retainPolicy": "retain" if retain_volume else "delete"}
+    if storage_class:
+        storage["storageClassName"] = storage_class
+    spec: dict[str, Any] = {
+        "tenantId": tenant_id,
+        "slug": slug,
+        "plan": plan,
+        "image": image,
+        "suspended": suspended,
+        "replicas": 0 if suspended else 1,
+        "storage": storage,
+        "bundleSecretName": bundle_secret_name(tenant_id),
+    }
+    if platform_models_url:
+        spec["platformModelsUrl"] = platform_models_url
+    if control_plane_url:
+        spec["controlPlaneUrl"] = control_plane_url
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {
+            "name": tenant_name(tenant_id),
+            "namespace": namespace,
+            "labels": labels(installation, tenant_id, slug),
+        },
+        "spec": spec,
+    }
