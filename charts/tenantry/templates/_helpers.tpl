@@ -80,6 +80,11 @@ app.kubernetes.io/component: operator
 {{- end -}}
 {{- end -}}
 
+{{/* Label value marking this installation's Tenants (TENANTRY_INSTALLATION). */}}
+{{- define "tenantry.installation" -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
 {{/* The namespace of Tenant resources and gateways. */}}
 {{- define "tenantry.tenantsNamespace" -}}
 {{- default .Release.Namespace .Values.tenants.namespace -}}

@@ -10,6 +10,7 @@ import pytest
 from prometheus_client.metrics import MetricWrapperBase
 
 from control_plane.reconciler import metrics
+from control_plane.settings import load_settings
 from control_plane.tenants.states import TenantState
 from tests.integration.charts.rendering import (
     CHARTS,
@@ -82,6 +83,12 @@ def rendered(request: pytest.FixtureRequest, tenantry_chart: helm.Chart) -> Rend
 def _env(deployment: Obj) -> dict[str, Any]:
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+
+
+def _container(deployment: Obj) -> Obj:
+    containers: list[Obj] = deployment["spec"]["template"]["spec"]["containers"]
+    [container] = containers
+    return container
 
 
 def _secret_ref(name: str, key: str) -> dict[str, Any]:
@@ -163,7 +170,10 @@ def test_control_plane_runs_tenantry_up_on_the_kubernetes_runtime(
     assert container["args"][:3] == ["up", "--host", "0.0.0.0"]
     env = _env(deployment)
     assert env["TENANTRY_RUNTIME"] == "kubernetes"
-    assert env["TENANTRY_TENANTS_NAMESPACE"] == "tenantry"
+    assert env["TENANTRY_INSTALLATION"] == "tenantry"
+    assert env["TENANTRY_KUBERNETES_NAMESPACE"] == "tenantry"
+    assert env["TENANTRY_KUBERNETES_NAMESPACE_PER_TENANT"] == "false"
+    assert env["TENANTRY_GATEWAY_IMAGE"] == "tenantry/tenant-gateway:0.1.0"
     assert env["TENANTRY_INTERNAL_URL"] == "http://tenantry-control-plane.tenantry.svc:8080"
     assert env["TENANTRY_DATABASE_URL"] == _secret_ref("tenantry-secrets", "database-url")
     assert env["TENANTRY_KEK"] == _secret_ref("tenantry-secrets", "kek")
@@ -179,6 +189,64 @@ def test_control_plane_runs_tenantry_up_on_the_kubernetes_runtime(
     }
 
 
+def test_control_plane_settings_load_from_what_the_chart_sets(tenantry_chart: helm.Chart) -> None:
+    """The pod's environment and flags, secrets filled in, are settings the control plane takes."""
+    deployment = render(tenantry_chart, EVERYTHING).one("Deployment", CONTROL_PLANE)
+    secrets = {
+        ("pg", "app-url"): "postgresql://tenantry:pw@db/tenantry",
+        ("pg", "owner-url"): "postgresql://owner:pw@db/tenantry",
+        ("redis", "url"): "redis://redis:6379/0",
+    }
+    env: dict[str, str] = {}
+    for name, value in _env(deployment).items():
+        if isinstance(value, str):
+            env[name] = value
+        elif "secretKeyRef" in value:
+            ref = value["secretKeyRef"]
+            env[name] = secrets.get((ref["name"], ref["key"]), "opaque-secret")
+    args = _container(deployment)["args"]
+    flags = dict(zip(args[1::2], args[2::2], strict=True))
+    settings = load_settings(
+        env, data_dir=flags["--data-dir"], host=flags["--host"], port=int(flags["--port"])
+    )
+    assert settings.runtime == "kubernetes"
+    assert settings.kubernetes.namespace == "tenants"
+    assert settings.kubernetes.installation == "tenantry"
+    assert settings.kubernetes.gateway_image == "tenantry/tenant-gateway:0.1.0"
+    assert settings.kubernetes.retain_volumes is True
+    assert settings.database_url == "postgresql+psycopg://tenantry:pw@db/tenantry"
+    assert settings.redis_url == "redis://redis:6379/0"
+    assert settings.internal_url == "http://tenantry-control-plane.tenantry.svc:8080"
+    assert settings.platform_models_url == EVERYTHING["platformModelsUrl"]
+    assert (settings.host, settings.port) == ("0.0.0.0", 8080)
+    assert settings.log_format == "json"
+
+
+def test_a_namespace_per_tenant_widens_the_control_planes_rights_to_the_cluster(
+    tenantry_chart: helm.Chart,
+) -> None:
+    values = {
+        "tenants": {"namespace": "tenant", "namespacePerTenant": True, "createNamespace": True}
+    }
+    rendered = render(tenantry_chart, values)
+    assert not rendered.of_kind("Role")
+    assert not rendered.of_kind("Namespace"), "tenant namespaces are made per tenant"
+    role = rendered.one("ClusterRole", CONTROL_PLANE)
+    assert {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "create"]} in (
+        role["rules"]
+    )
+    binding = rendered.one("ClusterRoleBinding", CONTROL_PLANE)
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": CONTROL_PLANE,
+    }
+    env = _env(rendered.one("Deployment", CONTROL_PLANE))
+    assert env["TENANTRY_KUBERNETES_NAMESPACE_PER_TENANT"] == "true"
+    for obj in rendered.objects:
+        validate(obj)
+
+
 def test_control_plane_reads_every_secret_from_the_named_secrets(
     tenantry_chart: helm.Chart,
 ) -> None:
@@ -192,7 +260,7 @@ def test_control_plane_reads_every_secret_from_the_named_secrets(
     assert env["TENANTRY_TOKEN_HASH_KEY"] == _secret_ref("digest", "key")
     assert env["TENANTRY_PLATFORM_MODELS_URL"] == EVERYTHING["platformModelsUrl"]
     assert env["TENANTRY_PUBLIC_URL"] == "https://tenantry.example.com"
-    assert env["TENANTRY_TENANTS_NAMESPACE"] == "tenants"
+    assert env["TENANTRY_KUBERNETES_NAMESPACE"] == "tenants"
     assert env["TENANTRY_TELEGRAM_API_BASE"] == "http://telegram:8081"
     assert not rendered.of_kind("Secret"), "the chart must not copy existing secrets"
 
