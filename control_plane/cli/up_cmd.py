@@ -18,6 +18,7 @@ from control_plane.app import create_app
 from control_plane.cli import logs
 from control_plane.errors import SettingsError
 from control_plane.settings import Settings, load_settings
+from control_plane.vault.errors import VaultError
 
 log = logging.getLogger("tenantry")
 
@@ -70,7 +71,12 @@ def run(args: argparse.Namespace) -> int:
     if settings.internal_url is None:
         internal_host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else host
         settings = dataclasses.replace(settings, internal_url=f"http://{internal_host}:{port}")
-    app = create_app(settings, on_first_token=_announce_token(settings))
+    try:
+        app = create_app(settings, on_first_token=_announce_token(settings))
+    except (SettingsError, VaultError) as exc:
+        sock.close()
+        print(f"tenantry: {exc}", file=sys.stderr)
+        return 2
 
     def started() -> None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
