@@ -5,6 +5,7 @@ A wrong value raises :class:`~control_plane.errors.SettingsError` naming the var
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
@@ -102,6 +103,9 @@ class Settings:
     """``TENANTRY_LOGIN_ATTEMPTS_PER_ACCOUNT`` within ``login_window``."""
     login_attempts_per_address: int = 20
     """``TENANTRY_LOGIN_ATTEMPTS_PER_ADDRESS`` within ``login_window``."""
+    trusted_proxies: tuple[str, ...] = ()
+    """``TENANTRY_TRUSTED_PROXIES``: comma-separated addresses or CIDR ranges of reverse
+    proxies whose ``X-Forwarded-For`` names the real client (for the login throttle)."""
     login_window: float = 900.0
     """``TENANTRY_LOGIN_WINDOW``: seconds a failed login attempt counts."""
     provider_env: dict[str, str] = field(default_factory=dict)
@@ -151,6 +155,18 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if value in _FALSE:
         return False
     raise SettingsError(name, f"expected true or false, got {raw!r}")
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    found = []
+    for entry in (e.strip() for e in env.get(name, "").split(",")):
+        if not entry:
+            continue
+        try:
+            found.append(str(ipaddress.ip_network(entry, strict=False)))
+        except ValueError:
+            raise SettingsError(name, f"{entry!r} is not an address or CIDR range") from None
+    return tuple(found)
 
 
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
@@ -295,5 +311,6 @@ def load_settings(
             env, "TENANTRY_LOGIN_ATTEMPTS_PER_ADDRESS", 20, minimum=1, maximum=100000
         ),
         login_window=_number(env, "TENANTRY_LOGIN_WINDOW", 900.0, minimum=1.0),
+        trusted_proxies=_networks(env, "TENANTRY_TRUSTED_PROXIES"),
         provider_env={k: v for k, v in env.items() if k.endswith("_API_BASE")},
     )

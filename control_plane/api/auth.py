@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from litestar import Controller, Request, delete, get, post
@@ -20,6 +21,31 @@ from control_plane.identity.api_tokens import (
 from control_plane.identity.scopes import Principal
 from control_plane.identity.sessions import LoginRequest, RefreshRequest, SessionService, TokenPair
 from control_plane.identity.users import Me, UserCreate, UserRead, UserService
+from control_plane.settings import Settings
+
+
+def client_address(request: Request[Any, Any, Any], trusted: tuple[str, ...]) -> str:
+    """The caller's address: the direct peer, or — when the peer is a trusted proxy — the
+    nearest address in ``X-Forwarded-For`` that is not a trusted proxy."""
+    peer = request.client.host if request.client else "unknown"
+    if not trusted:
+        return peer
+    networks = [ipaddress.ip_network(n) for n in trusted]
+
+    def is_trusted(address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in networks)
+
+    if not is_trusted(peer):
+        return peer
+    hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not is_trusted(hop):
+            return hop
+    return peer
 
 
 def _user_id(principal: Principal) -> str:
@@ -42,8 +68,8 @@ class AuthController(Controller):
         """Email and password for a 15-minute access token and a refresh token.
 
         Attempts are limited per account and per client address (429 with Retry-After)."""
-        address = request.client.host if request.client else "unknown"
-        return await sessions.login(data, address)
+        settings: Settings = request.app.state.settings
+        return await sessions.login(data, client_address(request, settings.trusted_proxies))
 
     @post("/refresh", status_code=HTTP_200_OK, opt={SCOPE: PUBLIC})
     async def refresh(
