@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 import msgspec
 
+from bench import auth as auth_bench
 from bench import vault as vault_bench
 from bench.machine import describe
 from bench.stats import rss_mib, summary
@@ -302,6 +303,12 @@ def main() -> int:
     out("Credential vault (in-process, no I/O):")
     out()
     for line in vault_bench.run():
+        out(line)
+
+    out()
+    out("API authentication and authorization (in-process, SQLite):")
+    out()
+    for line in auth_bench.run():
         out(line)
 
     if args.write:
