@@ -27,6 +27,18 @@ def build_parser() -> argparse.ArgumentParser:
     gateway.add_argument("args", nargs=argparse.REMAINDER)
     gateway.set_defaults(run=_run_gateway)
 
+    operator = commands.add_parser("operator", help="run the Kubernetes operator (kopf)")
+    operator.add_argument(
+        "--namespace", help="watch Tenants in this namespace only (default: all namespaces)"
+    )
+    operator.add_argument(
+        "--standalone", action="store_true", help="no kopf peering with other operators"
+    )
+    operator.add_argument(
+        "--liveness", metavar="URL", help="serve a liveness probe, e.g. http://0.0.0.0:8080/healthz"
+    )
+    operator.set_defaults(run=_run_operator)
+
     tenants_cmd.add_parser(commands)
     users_cmd.add_parser(commands)
     login_cmd.add_parser(commands)
@@ -38,6 +50,12 @@ def _run_gateway(args: argparse.Namespace) -> int:
     from tenant_gateway.cli import main as gateway_main
 
     return gateway_main(list(args.args))
+
+
+def _run_operator(args: argparse.Namespace) -> int:
+    from operators.main import run
+
+    return run(args.namespace, standalone=args.standalone, liveness_endpoint=args.liveness)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,168 @@
+"""The rules of a Tenant's life: build its children, report its status, let go of it.
+
+:class:`TenantReconciler` is what the kopf handlers delegate to. It parses the spec, applies
+every child built by :mod:`operators.tenant.manifests` through :class:`~.apply.Cluster`, works
+out the status with :mod:`operators.tenant.status` and writes it only when it changed (a write
+is an event every watcher hears). Errors arrive already classified
+(:mod:`operators.errors`); deciding what kopf does with them is the handlers' business.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from operators.errors import OperatorError
+from operators.tenant import manifests, status
+from operators.tenant.apply import Cluster
+from operators.tenant.spec import (
+    KIND,
+    TenantSpec,
+    TenantStatus,
+    check_tenant_name,
+    endpoint_for,
+    parse_spec,
+    parse_status,
+)
+
+log = logging.getLogger(__name__)
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class TenantRef:
+    """Which Tenant, and which version of its spec, is being handled."""
+
+    name: str
+    namespace: str
+    uid: str
+    generation: int | None = None
+
+    @classmethod
+    def of(cls, body: Mapping[str, Any]) -> TenantRef:
+        meta = body.get("metadata") or {}
+        generation = meta.get("generation")
+        return cls(
+            name=str(meta["name"]),
+            namespace=str(meta["namespace"]),
+            uid=str(meta.get("uid") or ""),
+            generation=int(generation) if generation is not None else None,
+        )
+
+
+def is_deleting(body: Mapping[str, Any]) -> bool:
+    return bool((body.get("metadata") or {}).get("deletionTimestamp"))
+
+
+def retain_policy(spec_body: Mapping[str, Any]) -> str:
+    """The storage retain policy, read leniently: a Tenant with a broken spec is still
+    deleted, and its volume is kept unless the spec plainly says ``delete``."""
+    storage = spec_body.get("storage")
+    if isinstance(storage, Mapping) and storage.get("retainPolicy") == "delete":
+        return "delete"
+    return "retain"
+
+
+class TenantReconciler:
+    def __init__(self, cluster: Cluster, *, clock: Callable[[], str] = utc_now) -> None:
+        self.cluster = cluster
+        self.clock = clock
+
+    async def reconcile(
+        self, ref: TenantRef, spec_body: Mapping[str, Any], status_body: Mapping[str, Any] | None
+    ) -> TenantStatus:
+        """Build or repair every child from the spec, then report what the cluster shows."""
+        check_tenant_name(ref.name)
+        spec = parse_spec(spec_body)
+        owner = manifests.Owner(name=ref.name, uid=ref.uid)
+        stored: dict[str, Any] = {}
+        for child in manifests.make_children(spec, ref.name, ref.namespace, owner):
+            stored = await self.cluster.apply(child)
+        # The Deployment goes last, so ``stored`` is it, status included.
+        return await self._report(ref, spec, stored, parse_status(status_body), ref.generation)
+
+    async def refresh(self, namespace: str, name: str) -> TenantStatus | None:
+        """Report again after the gateway's Deployment changed (the pod got ready, or not).
+
+        The observed generation stays as it was: only :meth:`reconcile` applies a spec."""
+        tenant = await self.cluster.get(KIND, namespace, name)
+        if tenant is None or is_deleting(tenant):
+            return None
+        try:
+            spec = parse_spec(tenant.get("spec") or {})
+        except OperatorError:
+            return None  # the change handlers have reported the bad spec
+        previous = parse_status(tenant.get("status"))
+        if previous.phase == "Failed" and not _rollout_failure(previous):
+            return previous  # a refusal stands until a reconcile gets past it
+        deployment = await self.cluster.get("Deployment", namespace, name)
+        return await self._report(
+            TenantRef.of(tenant), spec, deployment, previous, previous.observed_generation
+        )
+
+    async def restore(self, namespace: str, name: str) -> TenantStatus | None:
+        """Rebuild the children of a Tenant after one of them vanished."""
+        tenant = await self.cluster.get(KIND, namespace, name)
+        if tenant is None or is_deleting(tenant):
+            return None
+        log.info("a child of Tenant %s/%s went missing; rebuilding", namespace, name)
+        return await self.reconcile(
+            TenantRef.of(tenant), tenant.get("spec") or {}, tenant.get("status")
+        )
+
+    async def record_failure(
+        self, ref: TenantRef, error: OperatorError, status_body: Mapping[str, Any] | None
+    ) -> TenantStatus:
+        """Put a failure that retrying will not fix into the status, for people to read."""
+        previous = parse_status(status_body)
+        verdict = status.failure(error.reason, str(error))
+        failed = status.render(
+            verdict,
+            previous=previous,
+            endpoint=previous.endpoint,
+            observed_generation=ref.generation,
+            now=self.clock(),
+        )
+        if not status.unchanged(previous, failed):
+            await self.cluster.patch_status(KIND, ref.namespace, ref.name, status.as_patch(failed))
+        return failed
+
+    async def release(self, ref: TenantRef, spec_body: Mapping[str, Any]) -> bool:
+        """On deletion: remove the volume claim unless it is to be retained. The other
+        children are owned by the Tenant and go with it. Returns whether a claim was removed."""
+        if retain_policy(spec_body) != "delete":
+            log.info("Tenant %s/%s deleted; its volume is retained", ref.namespace, ref.name)
+            return False
+        claim = manifests.volume_claim_name(ref.name)
+        return await self.cluster.delete("PersistentVolumeClaim", ref.namespace, claim)
+
+    async def _report(
+        self,
+        ref: TenantRef,
+        spec: TenantSpec,
+        deployment: Mapping[str, Any] | None,
+        previous: TenantStatus,
+        observed_generation: int | None,
+    ) -> TenantStatus:
+        verdict = status.judge(spec, status.rollout_of(deployment), previous)
+        current = status.render(
+            verdict,
+            previous=previous,
+            endpoint=endpoint_for(ref.name, ref.namespace),
+            observed_generation=observed_generation,
+            now=self.clock(),
+        )
+        if not status.unchanged(previous, current):
+            await self.cluster.patch_status(KIND, ref.namespace, ref.name, status.as_patch(current))
+        return current
+
+
+def _rollout_failure(previous: TenantStatus) -> bool:
+    degraded = previous.condition("Degraded")
+    return degraded is not None and degraded.reason == "ProgressDeadlineExceeded"
