@@ -390,9 +390,14 @@ def test_control_plane_accepts_gateways_from_the_tenants_namespace(
     policy = render(tenantry_chart, EVERYTHING).one("NetworkPolicy", CONTROL_PLANE)["spec"]
     assert policy["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "control-plane"
     [rule] = policy["ingress"]
-    assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "tenants"}}} in (
-        rule["from"]
-    )
+    gateways = {"app.kubernetes.io/name": "tenant-gateway", "app.kubernetes.io/part-of": "tenantry"}
+    assert {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "tenants"}},
+        "podSelector": {"matchLabels": gateways},
+    } in rule["from"]
+    per_tenant = render(tenantry_chart, {"tenants": {"namespacePerTenant": True}})
+    [rule] = per_tenant.one("NetworkPolicy", CONTROL_PLANE)["spec"]["ingress"]
+    assert {"namespaceSelector": {}, "podSelector": {"matchLabels": gateways}} in rule["from"]
     assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
     assert policy["policyTypes"] == ["Ingress", "Egress"]
 
