@@ -9,9 +9,11 @@ import helm_python as helm
 import pytest
 from prometheus_client.metrics import MetricWrapperBase
 
+from control_plane.cli.main import build_parser
 from control_plane.reconciler import metrics
 from control_plane.settings import load_settings
 from control_plane.tenants.states import TenantState
+from operators.config import load_config as load_operator_config
 from tests.integration.charts.rendering import (
     CHARTS,
     Obj,
@@ -317,8 +319,27 @@ def test_operator_runs_alone_with_its_own_service_account(tenantry_chart: helm.C
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
     pod = deployment["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == OPERATOR
-    assert pod["containers"][0]["args"] == ["operator"]
-    assert pod["containers"][0]["image"] == "tenantry/operator:0.1.0"
+    container = _container(deployment)
+    assert container["image"] == "tenantry/operator:0.1.0"
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert {"name": "health", "containerPort": 8081, "protocol": "TCP"} in container["ports"]
+
+
+def test_operator_command_and_settings_are_what_tenantry_operator_takes(
+    tenantry_chart: helm.Chart,
+) -> None:
+    for peering in (False, True):
+        values = {"operator": {"peering": {"enabled": peering}, "resyncInterval": 30}}
+        container = _container(render(tenantry_chart, values).one("Deployment", OPERATOR))
+        args = build_parser().parse_args(container["args"])
+        assert args.command == "operator"
+        assert args.namespace is None, "cluster-wide, as the ClusterRole grants"
+        assert args.standalone is not peering
+        assert args.liveness == "http://0.0.0.0:8081/healthz"
+        env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+        config = load_operator_config(env)
+        assert config.resync_interval == 30
+        assert config.log_level == "info"
 
 
 def test_operator_cluster_role_uses_no_wildcards(rendered: Rendered) -> None:
