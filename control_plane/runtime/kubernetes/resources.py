@@ -14,13 +14,12 @@ from typing import Any
 
 import msgspec
 
+from operators.tenant.spec import GROUP, KIND, PLURAL, VERSION, Storage, TenantSpec
+from operators.tenant.spec import tenant_resource as operator_tenant_resource
 from tenant_gateway.contract import BUNDLE_FILE, IDENTITY_FILE, GatewayBundle
 
-GROUP = "tenantry.dev"
-VERSION = "v1alpha1"
-PLURAL = "tenants"
-KIND = "Tenant"
-API_VERSION = f"{GROUP}/{VERSION}"
+__all__ = ["GROUP", "KIND", "PLURAL", "VERSION", "bundle_secret", "tenant_resource"]
+
 FIELD_MANAGER = "tenantry-control-plane"
 
 LABEL_INSTALLATION = "tenantry.dev/installation"
@@ -84,30 +83,28 @@ def tenant_resource(
     storage_class: str | None,
     retain_volume: bool,
 ) -> dict[str, Any]:
-    storage: dict[str, Any] = {"retainPolicy": "retain" if retain_volume else "delete"}
-    if storage_class:
-        storage["storageClassName"] = storage_class
-    spec: dict[str, Any] = {
-        "tenantId": tenant_id,
-        "slug": slug,
-        "plan": plan,
-        "image": image,
-        "suspended": suspended,
-        "replicas": 0 if suspended else 1,
-        "storage": storage,
-        "bundleSecretName": bundle_secret_name(tenant_id),
-    }
-    if platform_models_url:
-        spec["platformModelsUrl"] = platform_models_url
-    if control_plane_url:
-        spec["controlPlaneUrl"] = control_plane_url
-    return {
-        "apiVersion": API_VERSION,
-        "kind": KIND,
-        "metadata": {
-            "name": tenant_name(tenant_id),
-            "namespace": namespace,
-            "labels": labels(installation, tenant_id, slug),
-        },
-        "spec": spec,
-    }
+    """The Tenant resource, built with the operator's published spec type, so the control
+    plane can only write what the operator reads."""
+    spec = TenantSpec(
+        tenant_id=tenant_id,
+        slug=slug,
+        plan=plan,
+        image=image,
+        suspended=suspended,
+        replicas=0 if suspended else 1,
+        storage=Storage(
+            storage_class_name=storage_class,
+            retain_policy="retain" if retain_volume else "delete",
+        ),
+        bundle_secret_name=bundle_secret_name(tenant_id),
+        platform_models_url=platform_models_url,
+        control_plane_url=control_plane_url,
+    )
+    body = operator_tenant_resource(
+        tenant_name(tenant_id), namespace, spec, labels=labels(installation, tenant_id, slug)
+    )
+    # Always written, defaults or not: a suspension sets them with a plain patch, and the
+    # (forced) apply of a resume must take them back rather than leave them to that patch.
+    body["spec"]["suspended"] = suspended
+    body["spec"]["replicas"] = spec.replicas
+    return body

@@ -196,6 +196,12 @@ async def test_suspend_scales_to_zero_and_remove_deletes_both_objects(cluster: C
         assert stopped["spec"]["suspended"] is True
         assert stopped["spec"]["replicas"] == 0
 
+        # Resuming applies the spec again and takes the fields back from the suspension.
+        await fresh.ensure_running(spec("beta"))
+        resumed = await cluster.tenant("tenants-beta", NAME)
+        assert resumed is not None
+        assert (resumed["spec"]["suspended"], resumed["spec"]["replicas"]) == (False, 1)
+
         await fresh.remove(TENANT_ID)
         assert await cluster.tenant("tenants-beta", NAME) is None
         with pytest.raises(k8s.ApiException) as gone:
