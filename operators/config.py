@@ -15,9 +15,10 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 class OperatorConfig:
     """How the operator paces itself."""
 
-    resync_interval: float = 60.0
+    resync_interval: float | None = 60.0
     """``TENANTRY_OPERATOR_RESYNC_INTERVAL``: seconds between re-applying every Tenant's
-    children, which puts back what someone edited by hand."""
+    children, which puts back what someone edited by hand; None: never (deleted children
+    still come back at once)."""
     retry_base_delay: float = 1.0
     """First delay, in seconds, after a failure that may pass; doubled on each retry."""
     retry_max_delay: float = 60.0

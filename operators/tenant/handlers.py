@@ -134,15 +134,14 @@ def build_registry(handlers: TenantHandlers) -> kopf.OperatorRegistry:
     async def ensure(body: kopf.Body, retry: int, **_: Any) -> None:
         await handlers.ensure(body, retry)
 
-    @kopf.timer(
-        *tenants,
-        id="resync",
-        interval=handlers.config.resync_interval,
-        initial_delay=handlers.config.resync_interval,
-        registry=registry,
-    )
-    async def resync(body: kopf.Body, **_: Any) -> None:
-        await handlers.resync(body)
+    interval = handlers.config.resync_interval
+    if interval is not None:
+
+        @kopf.timer(
+            *tenants, id="resync", interval=interval, initial_delay=interval, registry=registry
+        )
+        async def resync(body: kopf.Body, **_: Any) -> None:
+            await handlers.resync(body)
 
     @kopf.on.delete(*tenants, id="release", registry=registry)
     async def release(body: kopf.Body, retry: int, **_: Any) -> None:

@@ -96,9 +96,12 @@ def labels(spec: TenantSpec, name: str) -> dict[str, str]:
     }
 
 
-def _metadata(spec: TenantSpec, name: str, namespace: str, owner: Owner | None) -> dict[str, Any]:
+def _metadata(
+    spec: TenantSpec, name: str, namespace: str, owner: Owner | None, *, object_name: str = ""
+) -> dict[str, Any]:
+    """Metadata of a child of Tenant ``name``, itself called ``object_name`` (default ``name``)."""
     metadata: dict[str, Any] = {
-        "name": name,
+        "name": object_name or name,
         "namespace": namespace,
         "labels": labels(spec, name),
     }
@@ -136,7 +139,9 @@ def make_pvc(spec: TenantSpec, name: str, namespace: str, owner: Owner) -> dict[
     }
     if spec.storage.storage_class_name:
         claim["storageClassName"] = spec.storage.storage_class_name
-    metadata = _metadata(spec, volume_claim_name(name), namespace, None if retained else owner)
+    metadata = _metadata(
+        spec, name, namespace, None if retained else owner, object_name=volume_claim_name(name)
+    )
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
