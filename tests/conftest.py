@@ -4,7 +4,13 @@
   ``$TENANTRY_TEST_DATABASE_URL`` if set, else a throwaway cluster.
 * ``postgres_url``: a fresh, empty database per test, dropped afterwards.
 * ``database_url``: runs a test twice, on SQLite (a file in ``tmp_path``) and on
-  PostgreSQL (marked ``postgres``).
+  PostgreSQL (marked ``postgres``). On PostgreSQL it connects as ``tenantry_owner``, which
+  owns the database but is no superuser, so row-level security (forced on the owner too)
+  binds every test: a single-role installation.
+* ``app_database_url`` / ``database_env``: the same database as the application role
+  ``tenantry_app`` (owns nothing, no ``BYPASSRLS``) and the settings of a two-role
+  installation (``TENANTRY_DATABASE_URL`` as that role, ``TENANTRY_DATABASE_MIGRATION_URL``
+  as the owner); on SQLite both are the one file.
 * ``redis_server`` (session) / ``redis_url``: ``$TENANTRY_TEST_REDIS_URL`` if set, else
   a throwaway redis-server; the database is flushed before and after each test.
 
@@ -67,6 +73,24 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path}/tenantry.db"
     url: str = request.getfixturevalue("postgres_url")
     return url
+
+
+@pytest.fixture
+def app_database_url(database_url: str) -> str:
+    """``database_url`` as the application role on PostgreSQL; the same URL on SQLite."""
+    if database_url.startswith("sqlite"):
+        return database_url
+    return services.as_role(database_url, services.APP_ROLE)
+
+
+@pytest.fixture
+def database_env(database_url: str, app_database_url: str) -> dict[str, str]:
+    """Settings of a two-role installation: the app as ``app_database_url``, migrations as
+    the owner (``database_url``)."""
+    return {
+        "TENANTRY_DATABASE_URL": app_database_url,
+        "TENANTRY_DATABASE_MIGRATION_URL": database_url,
+    }
 
 
 @pytest.fixture(scope="session")

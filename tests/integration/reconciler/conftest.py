@@ -1,5 +1,6 @@
 """The control plane in-process with its real reconciler and local runtime: every tenant
-gets a real gateway child process, on SQLite and on PostgreSQL."""
+gets a real gateway child process, on SQLite and on PostgreSQL (as the application role,
+under row-level security)."""
 
 from __future__ import annotations
 
@@ -22,9 +23,9 @@ from tests.waiting import eventually
 ControlPlaneFactory = Callable[..., Any]
 
 
-def make_settings(database_url: str, data_dir: Path, **env: str) -> Settings:
+def make_settings(database_env: dict[str, str], data_dir: Path, **env: str) -> Settings:
     base = {
-        "TENANTRY_DATABASE_URL": database_url,
+        **database_env,
         "TENANTRY_RESYNC_INTERVAL": "0.5",
         "TENANTRY_LOCAL_READY_TIMEOUT": "30",
         "TENANTRY_LOCAL_STOP_TIMEOUT": "5",
@@ -38,14 +39,14 @@ def data_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def control_plane(database_url: str, data_dir: Path) -> ControlPlaneFactory:
+def control_plane(database_env: dict[str, str], data_dir: Path) -> ControlPlaneFactory:
     """``async with control_plane(**env) as client``: a running control plane."""
 
     @asynccontextmanager
     async def start(
         gateway_command: list[str] | None = None, **env: str
     ) -> AsyncIterator[AsyncTestClient]:
-        settings = make_settings(database_url, data_dir, **env)
+        settings = make_settings(database_env, data_dir, **env)
         runtime = LocalRuntime(settings, gateway_command=gateway_command)
         app = create_app(settings, runtime=runtime)
         async with AsyncTestClient(app=app, timeout=60) as client:

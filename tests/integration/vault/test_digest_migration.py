@@ -50,13 +50,18 @@ def seed_version_0002(url: str) -> None:
     engine.dispose()
 
 
-async def test_old_digests_are_rekeyed_and_old_tokens_still_work(database_url: str) -> None:
+async def test_old_digests_are_rekeyed_and_old_tokens_still_work(
+    database_url: str, app_database_url: str
+) -> None:
     url = normalize_database_url(database_url)
+    app_url = normalize_database_url(app_database_url)
     await asyncio.to_thread(seed_version_0002, url)
     digests = TokenDigests.generate()
-    await asyncio.to_thread(migrate.upgrade, url, rekey_digest=digests.rekey_sha256)
+    await asyncio.to_thread(
+        migrate.upgrade, url, rekey_digest=digests.rekey_sha256, app_url=app_url
+    )
 
-    db = Database(url)
+    db = Database(app_url)
     try:
         assert await AdminTokens(db, digests).verify("Bearer tnt_admin_old") == "a1"
         async with db.transaction(platform="test: read every tenant's keys") as session:

@@ -25,9 +25,9 @@ TENANTS = 6
 
 
 @pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    url = normalize_database_url(database_url)
-    await asyncio.to_thread(migrate.upgrade, url)
+async def db(database_url: str, app_database_url: str) -> AsyncIterator[Database]:
+    url = normalize_database_url(app_database_url)
+    await asyncio.to_thread(migrate.upgrade, normalize_database_url(database_url), app_url=url)
     database = Database(url)
     yield database
     await database.close()

@@ -73,7 +73,7 @@ async def test_unreachable_provider_is_a_502(client: AsyncTestClient, apis: Prov
     assert GOOD_KEY not in response.text
 
 
-def tenantry(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def tenantry(data_dir: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [
             sys.executable,
@@ -87,14 +87,14 @@ def tenantry(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=120,
-        env=without_settings(),
+        env=without_settings(**env),
         check=False,
     )
 
 
-async def test_rotation_commands(tmp_path: Path) -> None:
+async def test_rotation_commands(tmp_path: Path, database_env: dict[str, str]) -> None:
     data_dir = tmp_path / "data"
-    settings = load_settings({}, data_dir=str(data_dir))
+    settings = load_settings(database_env, data_dir=str(data_dir))
     app = create_app(settings, on_first_token=lambda _token: None, reconcile=False)
     async with AsyncTestClient(app=app) as client:
         client.headers["Authorization"] = f"Bearer {(data_dir / 'admin-token').read_text().strip()}"
@@ -105,7 +105,9 @@ async def test_rotation_commands(tmp_path: Path) -> None:
             )
     old_ring = (data_dir / "kek").read_text()
 
-    rotated = await asyncio.to_thread(tenantry, data_dir, "rotate-kek", "--new-key")
+    rotated = await asyncio.to_thread(
+        lambda: tenantry(data_dir, "rotate-kek", "--new-key", **database_env)
+    )
     assert rotated.returncode == 0, rotated.stderr
     assert "2 data key(s) rewrapped" in rotated.stdout
     new_ring = (data_dir / "kek").read_text()
@@ -115,17 +117,19 @@ async def test_rotation_commands(tmp_path: Path) -> None:
         assert secret_part.split(":")[1] not in rotated.stdout + rotated.stderr
     active = new_ring.split(",")[0].split(":")[0]
     db = Database(settings.database_url)
-    async with db.transaction() as session:
+    async with db.transaction(platform="test: every tenant's data key") as session:
         assert set(await session.scalars(select(TenantDataKeyRow.kek_id))) == {active}
     await db.close()
 
-    again = await asyncio.to_thread(tenantry, data_dir, "rotate-kek")
+    again = await asyncio.to_thread(lambda: tenantry(data_dir, "rotate-kek", **database_env))
     assert "0 data key(s) rewrapped" in again.stdout
 
-    dek = await asyncio.to_thread(tenantry, data_dir, "rotate-dek", "a")
+    dek = await asyncio.to_thread(lambda: tenantry(data_dir, "rotate-dek", "a", **database_env))
     assert dek.returncode == 0, dek.stderr
     assert "1 credential(s) of a re-encrypted" in dek.stdout
-    missing = await asyncio.to_thread(tenantry, data_dir, "rotate-dek", "zzz")
+    missing = await asyncio.to_thread(
+        lambda: tenantry(data_dir, "rotate-dek", "zzz", **database_env)
+    )
     assert missing.returncode == 1
     assert "no tenant 'zzz'" in missing.stderr
 
