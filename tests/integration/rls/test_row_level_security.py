@@ -166,3 +166,20 @@ async def test_the_application_role_cannot_switch_security_off(
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("SELECT * FROM credentials")
     assert two_tenants
+
+
+async def test_installation_wide_audit_entries_are_for_the_platform_only(
+    urls: tuple[str, str], two_tenants: dict[str, str]
+) -> None:
+    _owner_url, app_url = urls
+    count = "SELECT count(*) FROM audit_log WHERE tenant_id IS NULL"
+    with psycopg.connect(app_url) as conn:
+        with conn.transaction():
+            conn.execute("SELECT set_config('app.platform', 'on', true)")
+            platform_row = conn.execute(count).fetchone()
+        with conn.transaction():
+            conn.execute("SELECT set_config('app.tenant_id', %s, true)", (two_tenants["a"],))
+            tenant_row = conn.execute(count).fetchone()
+    assert platform_row is not None
+    assert platform_row[0] > 0, "creating users is audited, installation-wide"
+    assert tenant_row == (0,)
