@@ -51,7 +51,11 @@ ENV PATH=/app/.venv/bin:$PATH \
     HOME=/tmp \
     TMPDIR=/tmp
 
+# For Docker and Compose (kopf's liveness endpoint); Kubernetes uses the chart's probe.
+HEALTHCHECK --interval=30s --timeout=3s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import urllib.request as u; u.urlopen('http://127.0.0.1:8081/healthz', timeout=2)"]
 USER 10001:10001
 WORKDIR /tmp
+EXPOSE 8081
 ENTRYPOINT ["tenantry"]
-CMD ["operator"]
+CMD ["operator", "--liveness", "http://0.0.0.0:8081/healthz"]

@@ -54,6 +54,9 @@ ENV PATH=/app/.venv/bin:$PATH \
     HOME=/tmp \
     TMPDIR=/tmp
 
+# For Docker and Compose; Kubernetes uses the chart's probes instead.
+HEALTHCHECK --interval=30s --timeout=3s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import urllib.request as u; u.urlopen('http://127.0.0.1:8080/healthz', timeout=2)"]
 USER 10001:10001
 WORKDIR /tmp
 EXPOSE 8080

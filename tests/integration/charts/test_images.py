@@ -106,3 +106,11 @@ def test_charts_run_the_images_commands_as_their_user(tenantry_chart: helm.Chart
         assert pod["containers"][0]["args"][0] == command
         assert pod["securityContext"]["runAsUser"] == UID
         assert pod["containers"][0]["image"].startswith(f"tenantry/{name}:")
+
+
+@pytest.mark.parametrize("name", ["control-plane", "tenant-gateway", "operator"])
+def test_every_image_has_a_healthcheck_on_its_own_endpoint(name: str) -> None:
+    text = (IMAGES / f"{name}.Dockerfile").read_text()
+    assert "HEALTHCHECK" in text
+    port = "8081" if name == "operator" else "8080"
+    assert f"http://127.0.0.1:{port}/healthz" in text
