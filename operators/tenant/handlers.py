@@ -66,9 +66,9 @@ class TenantHandlers:
         """Create, update, resume: build every child and report."""
         ref = TenantRef.of(body)
         try:
-            await self.reconciler.reconcile(ref, body.get("spec") or {}, body.get("status"))
+            await self.reconciler.reconcile(ref, body.get("spec") or {})
         except (InvalidTenantSpec, KubernetesRefused) as exc:
-            await self._record(ref, exc, body)
+            await self._record(ref, exc)
             raise kopf.PermanentError(str(exc)) from exc
         except KubernetesUnavailable as exc:
             delay = self.config.retry_delay(retry, exc.retry_after)
@@ -81,9 +81,9 @@ class TenantHandlers:
             return
         ref = TenantRef.of(body)
         try:
-            await self.reconciler.reconcile(ref, body.get("spec") or {}, body.get("status"))
+            await self.reconciler.reconcile(ref, body.get("spec") or {})
         except (InvalidTenantSpec, KubernetesRefused) as exc:
-            await self._record(ref, exc, body)
+            await self._record(ref, exc)
         except KubernetesUnavailable as exc:
             log.warning("resync of Tenant %s/%s failed: %s", ref.namespace, ref.name, exc)
 
@@ -114,9 +114,9 @@ class TenantHandlers:
             # Event handlers are not retried; the resync timer comes back to it.
             log.warning("Tenant %s/%s: %s", namespace, tenant, exc)
 
-    async def _record(self, ref: TenantRef, exc: OperatorError, body: Mapping[str, Any]) -> None:
+    async def _record(self, ref: TenantRef, exc: OperatorError) -> None:
         try:
-            await self.reconciler.record_failure(ref, exc, body.get("status"))
+            await self.reconciler.record_failure(ref, exc)
         except KubernetesError as unrecorded:
             log.warning(
                 "cannot record the failure of %s/%s: %s", ref.namespace, ref.name, unrecorded

@@ -9,6 +9,7 @@ is an event every watcher hears). Errors arrive already classified
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -70,27 +71,30 @@ def retain_policy(spec_body: Mapping[str, Any]) -> str:
 
 
 class TenantReconciler:
+    """Builds, reports on and lets go of Tenants.
+
+    Status writes for one Tenant are serialized (reconciles and Deployment events race) and
+    each is worked out from a fresh read of the Tenant and its Deployment, so the last write
+    is always about the latest state, and ``observedGeneration`` is only ever moved by a
+    reconcile that applied that generation."""
+
     def __init__(self, cluster: Cluster, *, clock: Callable[[], str] = utc_now) -> None:
         self.cluster = cluster
         self.clock = clock
+        self._reporting: dict[tuple[str, str], asyncio.Lock] = {}
 
-    async def reconcile(
-        self, ref: TenantRef, spec_body: Mapping[str, Any], status_body: Mapping[str, Any] | None
-    ) -> TenantStatus:
+    async def reconcile(self, ref: TenantRef, spec_body: Mapping[str, Any]) -> TenantStatus | None:
         """Build or repair every child from the spec, then report what the cluster shows."""
         check_tenant_name(ref.name)
         spec = parse_spec(spec_body)
         owner = manifests.Owner(name=ref.name, uid=ref.uid)
-        stored: dict[str, Any] = {}
         for child in manifests.make_children(spec, ref.name, ref.namespace, owner):
-            stored = await self.cluster.apply(child)
-        # The Deployment goes last, so ``stored`` is it, status included.
-        return await self._report(ref, spec, stored, parse_status(status_body), ref.generation)
+            await self.cluster.apply(child)
+        return await self._report(ref, spec, observed_generation=ref.generation)
 
     async def refresh(self, namespace: str, name: str) -> TenantStatus | None:
         """Report again after the gateway's Deployment changed (the pod got ready, or not).
-
-        The observed generation stays as it was: only :meth:`reconcile` applies a spec."""
+        The observed generation is left alone: only :meth:`reconcile` applies a spec."""
         tenant = await self.cluster.get(KIND, namespace, name)
         if tenant is None or is_deleting(tenant):
             return None
@@ -98,13 +102,7 @@ class TenantReconciler:
             spec = parse_spec(tenant.get("spec") or {})
         except OperatorError:
             return None  # the change handlers have reported the bad spec
-        previous = parse_status(tenant.get("status"))
-        if previous.phase == "Failed" and not _rollout_failure(previous):
-            return previous  # a refusal stands until a reconcile gets past it
-        deployment = await self.cluster.get("Deployment", namespace, name)
-        return await self._report(
-            TenantRef.of(tenant), spec, deployment, previous, previous.observed_generation
-        )
+        return await self._report(TenantRef.of(tenant), spec, observed_generation=None)
 
     async def restore(self, namespace: str, name: str) -> TenantStatus | None:
         """Rebuild the children of a Tenant after one of them vanished."""
@@ -112,55 +110,85 @@ class TenantReconciler:
         if tenant is None or is_deleting(tenant):
             return None
         log.info("a child of Tenant %s/%s went missing; rebuilding", namespace, name)
-        return await self.reconcile(
-            TenantRef.of(tenant), tenant.get("spec") or {}, tenant.get("status")
-        )
+        return await self.reconcile(TenantRef.of(tenant), tenant.get("spec") or {})
 
-    async def record_failure(
-        self, ref: TenantRef, error: OperatorError, status_body: Mapping[str, Any] | None
-    ) -> TenantStatus:
+    async def record_failure(self, ref: TenantRef, error: OperatorError) -> TenantStatus | None:
         """Put a failure that retrying will not fix into the status, for people to read."""
-        previous = parse_status(status_body)
-        verdict = status.failure(error.reason, str(error))
-        failed = status.render(
-            verdict,
-            previous=previous,
-            endpoint=previous.endpoint,
-            observed_generation=ref.generation,
-            now=self.clock(),
-        )
-        if not status.unchanged(previous, failed):
-            await self.cluster.patch_status(KIND, ref.namespace, ref.name, status.as_patch(failed))
-        return failed
+        async with self._lock(ref):
+            tenant = await self.cluster.get(KIND, ref.namespace, ref.name)
+            if tenant is None:
+                return None
+            previous = parse_status(tenant.get("status"))
+            failed = status.render(
+                status.failure(error.reason, str(error)),
+                previous=previous,
+                endpoint=previous.endpoint,
+                observed_generation=ref.generation,
+                now=self.clock(),
+            )
+            await self._write(ref, previous, failed, with_generation=True)
+            return failed
 
     async def release(self, ref: TenantRef, spec_body: Mapping[str, Any]) -> bool:
         """On deletion: remove the volume claim unless it is to be retained. The other
         children are owned by the Tenant and go with it. Returns whether a claim was removed."""
+        self._reporting.pop((ref.namespace, ref.name), None)
         if retain_policy(spec_body) != "delete":
             log.info("Tenant %s/%s deleted; its volume is retained", ref.namespace, ref.name)
             return False
         claim = manifests.volume_claim_name(ref.name)
         return await self.cluster.delete("PersistentVolumeClaim", ref.namespace, claim)
 
+    # -- reporting ---------------------------------------------------------------------------
+
+    def _lock(self, ref: TenantRef) -> asyncio.Lock:
+        return self._reporting.setdefault((ref.namespace, ref.name), asyncio.Lock())
+
     async def _report(
+        self, ref: TenantRef, spec: TenantSpec, *, observed_generation: int | None
+    ) -> TenantStatus | None:
+        """Write the status the Tenant's Deployment calls for. ``observed_generation=None``
+        keeps the one already written."""
+        async with self._lock(ref):
+            tenant = await self.cluster.get(KIND, ref.namespace, ref.name)
+            if tenant is None or is_deleting(tenant):
+                return None
+            previous = parse_status(tenant.get("status"))
+            if observed_generation is None and _stands(previous):
+                return previous  # a refusal stands until a reconcile gets past it
+            deployment = await self.cluster.get("Deployment", ref.namespace, ref.name)
+            verdict = status.judge(spec, status.rollout_of(deployment), previous)
+            keep = observed_generation is None
+            current = status.render(
+                verdict,
+                previous=previous,
+                endpoint=endpoint_for(ref.name, ref.namespace),
+                observed_generation=previous.observed_generation if keep else observed_generation,
+                now=self.clock(),
+            )
+            await self._write(ref, previous, current, with_generation=not keep)
+            return current
+
+    async def _write(
         self,
         ref: TenantRef,
-        spec: TenantSpec,
-        deployment: Mapping[str, Any] | None,
         previous: TenantStatus,
-        observed_generation: int | None,
-    ) -> TenantStatus:
-        verdict = status.judge(spec, status.rollout_of(deployment), previous)
-        current = status.render(
-            verdict,
-            previous=previous,
-            endpoint=endpoint_for(ref.name, ref.namespace),
-            observed_generation=observed_generation,
-            now=self.clock(),
-        )
-        if not status.unchanged(previous, current):
-            await self.cluster.patch_status(KIND, ref.namespace, ref.name, status.as_patch(current))
-        return current
+        current: TenantStatus,
+        *,
+        with_generation: bool,
+    ) -> None:
+        if status.unchanged(previous, current):
+            return
+        patch = status.as_patch(current)
+        if not with_generation:
+            del patch["status"]["observedGeneration"]
+        await self.cluster.patch_status(KIND, ref.namespace, ref.name, patch)
+
+
+def _stands(previous: TenantStatus) -> bool:
+    """Whether a Failed status is a refusal (kept until a reconcile), not a rollout problem
+    (which the Deployment's next change may clear)."""
+    return previous.phase == "Failed" and not _rollout_failure(previous)
 
 
 def _rollout_failure(previous: TenantStatus) -> bool:

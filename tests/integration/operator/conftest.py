@@ -57,26 +57,36 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
     """kmock's emulator, plus what a real API server stamps on every write: a new
     ``resourceVersion`` each time, a ``uid`` on creation, and a ``generation`` that grows when
     the spec changes. kopf relies on resource versions to tell its own writes from stale
-    events; without them it re-handles old snapshots of a Tenant."""
+    events; without them it re-handles old snapshots of a Tenant.
+
+    JSON patches are applied without their ``test`` operations: kmock may drop an event while
+    a watch starts, and kopf, refused by a failed test, would wait for that event forever.
+    (As before, kmock does no optimistic concurrency.)"""
 
     async def _handle(self, request: kmock.Request) -> Any:
-        if request.resource is not None and isinstance(request.data, dict):
-            if request.action == kmock.action.CREATE:
+        if request.resource is not None and request.action == kmock.action.CREATE:
+            if isinstance(request.data, dict):
                 self._stamp_creation(request.data)
-            elif request.action == kmock.action.UPDATE and request.name is not None:
-                self._stamp_update(request)
+        elif request.resource is not None and request.action == kmock.action.UPDATE:
+            if isinstance(request.data, dict) and request.name is not None:
+                self._stamp_merge(request)
+            elif isinstance(request.data, list):
+                request.data[:] = [op for op in request.data if op.get("op") != "test"]
+                request.data.append(
+                    {"op": "add", "path": "/metadata/resourceVersion", "value": _revision()}
+                )
         return await super()._handle(request)
 
     @staticmethod
     def _stamp_creation(data: dict[str, Any]) -> None:
         meta = data.setdefault("metadata", {})
         meta.setdefault("uid", str(uuid.uuid4()))
-        meta["resourceVersion"] = str(next(_REVISIONS))
+        meta["resourceVersion"] = _revision()
         meta.setdefault("generation", 1)
 
-    def _stamp_update(self, request: kmock.Request) -> None:
+    def _stamp_merge(self, request: kmock.Request) -> None:
         meta = request.data.setdefault("metadata", {})
-        meta["resourceVersion"] = str(next(_REVISIONS))
+        meta["resourceVersion"] = _revision()
         if "spec" in request.data and request.subresource is None:
             current = self._current(request) or {}
             generation = current.get("metadata", {}).get("generation") or 0
@@ -95,7 +105,23 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         return None
 
 
+def _revision() -> str:
+    return str(next(_REVISIONS))
+
+
 _REVISIONS = itertools.count(1000)
+
+
+WATCHED = {
+    TENANTS,
+    "apps/v1/deployments",
+    "v1/services",
+    "v1/serviceaccounts",
+    "v1/persistentvolumeclaims",
+    "networking.k8s.io/v1/networkpolicies",
+}
+"""What the operator watches; kmock can drop an event while a watch starts, so the tests begin
+once every watch is open."""
 
 
 class Cluster:
@@ -109,6 +135,14 @@ class Cluster:
         self.apps: Any = k8s.AppsV1Api(api)
 
     # -- reading what is stored --------------------------------------------------------------
+
+    def watched(self) -> set[str]:
+        """The resources someone has opened a watch on."""
+        return {
+            f"{r.resource.group}/{r.resource.version}/{r.resource.plural}".lstrip("/")
+            for r in self.emulator[kmock.action.WATCH]
+            if r.resource is not None
+        }
 
     def stored(self, resource: str, name: str, namespace: str = NAMESPACE) -> dict[str, Any] | None:
         for (kind, ns, found), obj in self.emulator.objects.items():
@@ -141,7 +175,12 @@ class Cluster:
             fields = all(status.get(k) == v for k, v in expected.items())
             return status if fields and (conditions or {}).items() <= found.items() else None
 
-        return await eventually(probe, timeout=15, what=f"Tenant {name} status {expected}")
+        try:
+            return await eventually(probe, timeout=15, what=f"Tenant {name} status")
+        except AssertionError as exc:
+            tenant = self.stored(TENANTS, name) or {}
+            wanted = {**expected, "conditions": conditions}
+            raise AssertionError(f"{exc}: wanted {wanted}, found {tenant.get('status')}") from None
 
     # -- acting as people and the kubelet ----------------------------------------------------
 
@@ -267,6 +306,11 @@ async def operator(
             what="the operator to start",
         )
         assert not outcome, f"the operator stopped at start: {outcome}"
+        await eventually(
+            lambda: asyncio.sleep(0, cluster.watched() >= WATCHED),
+            timeout=10,
+            what="the operator to watch Tenants and their children",
+        )
         yield RunningOperator(thread, stop)
     finally:
         stop.set()

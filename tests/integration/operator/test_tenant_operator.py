@@ -63,8 +63,7 @@ async def test_a_new_tenant_gets_its_gateway_objects_owned_by_it(
         assert child["metadata"]["labels"]["app.kubernetes.io/instance"] == NAME
         assert child["metadata"]["labels"]["tenantry.dev/tenant-id"] == TENANT_ID
 
-    status = await cluster.tenant_status(NAME, phase="Provisioning")
-    assert status["observedGeneration"] == 1
+    status = await cluster.tenant_status(NAME, phase="Provisioning", observedGeneration=1)
     assert status["endpoint"] == f"http://{NAME}.{NAMESPACE}.svc:80"
     assert conditions(status) == {
         "Ready": ("False", "GatewayNotReady"),
@@ -232,3 +231,26 @@ async def test_an_invalid_spec_fails_the_tenant_and_names_the_field(
     assert "$.slug" in status["message"]
     assert status["observedGeneration"] == 1
     assert cluster.stored("apps/v1/deployments", NAME) is None
+
+
+async def test_a_passing_api_failure_is_retried_without_failing_the_tenant(
+    cluster: Cluster, operator: RunningOperator
+) -> None:
+    served: list[str] = []
+
+    def unavailable_once(request: kmock.Request) -> None:
+        if served:
+            raise NotImplementedError  # from now on, the emulator answers as usual
+        served.append(request.method)
+        raise kmock.KubernetesError(status=503, reason="ServiceUnavailable", message="etcd")
+
+    cluster.emulator[kmock.action.CREATE, kmock.resource("apps/v1/deployments")] << unavailable_once
+
+    await cluster.create_tenant(tenant_body(NAME, uid=UID))
+
+    # observedGeneration is only written by a reconcile that got through: the retry.
+    await cluster.tenant_status(NAME, phase="Provisioning", observedGeneration=1)
+    assert served == ["POST"]
+    tenant = cluster.emulator.objects[TENANTS, NAMESPACE, NAME]
+    phases = [(v or {}).get("status", {}).get("phase") for v in tenant.history]
+    assert "Failed" not in phases
