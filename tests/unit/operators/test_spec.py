@@ -219,3 +219,30 @@ def test_the_spec_module_imports_without_kopf_or_the_kubernetes_client() -> None
         "assert not {'kopf', 'kubernetes'} & set(sys.modules), sorted(sys.modules)"
     )
     subprocess.run([sys.executable, "-c", probe], check=True, timeout=60)
+
+
+def test_the_tenant_the_control_plane_applies_today_parses() -> None:
+    from control_plane.runtime.kubernetes import resources
+
+    tenant_id = "0190f5a2-7c3e-7a10-8b2f-3f1c2d4e5a6b"
+    body = resources.tenant_resource(
+        namespace="tenantry-tenants",
+        installation="tenantry",
+        tenant_id=tenant_id,
+        slug="acme",
+        plan="starter",
+        image="ghcr.io/tenantry/tenant-gateway:0.1.0",
+        suspended=False,
+        platform_models_url="http://vllm.tenantry-models.svc:8000/v1",
+        control_plane_url="http://tenantry-control-plane.tenantry.svc:8080",
+        storage_class="standard-rwo",
+        retain_volume=True,
+    )
+
+    check_tenant_name(body["metadata"]["name"])
+    parsed = parse_spec(body["spec"])
+    assert parsed.tenant_id == tenant_id
+    assert parsed.storage == Storage(
+        size="2Gi", storage_class_name="standard-rwo", retain_policy="retain"
+    )
+    assert (body["apiVersion"], body["kind"]) == (API_VERSION, KIND)
