@@ -7,10 +7,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
-import kmock
 import pytest
 from kubernetes import client as k8s
 
@@ -19,55 +17,10 @@ from control_plane.runtime.kubernetes import resources
 from control_plane.runtime.kubernetes.runtime import KubernetesRuntime
 from control_plane.settings import KubernetesRuntimeSettings
 from tenant_gateway.contract import GatewayBundle
+from tests.integration.runtime.kubernetes_cluster import Cluster
 from tests.waiting import eventually
 
 TENANT_ID = "01a20000-0000-7000-8000-00000000c0de"
-TENANTS = "tenantry.dev/v1alpha1/tenants"
-
-
-class Cluster:
-    def __init__(self, emulator: kmock.KubernetesEmulator, api: k8s.ApiClient) -> None:
-        self.emulator = emulator
-        self.api = api
-        self.custom: Any = k8s.CustomObjectsApi(api)
-
-    async def tenant(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            found: dict[str, Any] = await asyncio.to_thread(
-                self.custom.get_namespaced_custom_object,
-                "tenantry.dev",
-                "v1alpha1",
-                namespace,
-                "tenants",
-                name,
-            )
-        except k8s.ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return found
-
-    async def set_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        await asyncio.to_thread(
-            self.custom.patch_namespaced_custom_object_status,
-            "tenantry.dev",
-            "v1alpha1",
-            namespace,
-            "tenants",
-            name,
-            {"status": status},
-        )
-
-
-@pytest.fixture
-async def cluster() -> AsyncIterator[Cluster]:
-    async with kmock.KubernetesEmulator() as emulator, kmock.Server(emulator) as server:
-        emulator.resources[TENANTS] = kmock.ResourceInfo(
-            kind="Tenant", namespaced=True, subresources={"status"}
-        )
-        emulator.resources["v1/secrets"] = kmock.ResourceInfo(kind="Secret", namespaced=True)
-        api = k8s.ApiClient(k8s.Configuration(host=str(server.url).rstrip("/")))
-        yield Cluster(emulator, api)
 
 
 def make_runtime(cluster: Cluster, **config: Any) -> KubernetesRuntime:
