@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 EXIT_ALREADY_RUNNING = 75
 _POLL = 0.02
+_SPAWN_ATTEMPTS = 3
 
 
 async def _no_listener(_tenant_id: str, _type: str, _message: str, _data: dict[str, Any]) -> None:
@@ -166,8 +167,13 @@ class LocalRuntime:
         if not await asyncio.to_thread(processes.lock_held, gateway.runtime_dir):
             return False
         # A gateway holds the lock: it runs, or is still starting (its control plane died
-        # mid-spawn). Wait for it to report ready rather than start a second one.
-        state = await self._await_ready(gateway, pid=None)
+        # mid-spawn), or is dying (killed a moment ago). Wait for it to report ready rather
+        # than start a second one; if it lets go of the lock first, there is nothing to adopt.
+        try:
+            state = await self._await_ready(gateway, pid=None)
+        except _LockReleased:
+            log.info("the gateway holding tenant %s's lock went away", gateway.tenant_id)
+            return False
         gateway.pid = state.pid
         gateway.port = state.port
         log.info("adopted gateway of tenant %s (pid %s)", gateway.tenant_id, state.pid)
@@ -177,9 +183,6 @@ class LocalRuntime:
         gateway.runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         gateway.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         previous = processes.read_state(gateway.runtime_dir)
-        with contextlib.suppress(FileNotFoundError):
-            (gateway.runtime_dir / STATE_FILE).unlink()
-            log.debug("removed stale state of tenant %s: %s", gateway.tenant_id, previous)
         # Ask for the port it had, so the tenant's endpoint survives restarts.
         preferred = gateway.port or (previous.port if previous else 0)
         argv = [
@@ -193,23 +196,37 @@ class LocalRuntime:
             "--port",
             str(preferred),
         ]
-        pid = processes.spawn(argv, gateway.runtime_dir / LOG_FILE, _gateway_environment())
-        log.debug("started gateway of tenant %s as pid %d", gateway.tenant_id, pid)
-        gateway.pid = pid
-        try:
-            state = await self._await_ready(gateway, pid=pid)
-        except _AlreadyRunning:
-            gateway.pid = None
-            if not await self._adopt(gateway):
-                raise RuntimeFailure("another gateway held the lock but went away") from None
+        for _attempt in range(_SPAWN_ATTEMPTS):
+            with contextlib.suppress(FileNotFoundError):
+                (gateway.runtime_dir / STATE_FILE).unlink()
+                log.debug("removed stale state of tenant %s", gateway.tenant_id)
+            pid = processes.spawn(argv, gateway.runtime_dir / LOG_FILE, _gateway_environment())
+            log.debug("started gateway of tenant %s as pid %d", gateway.tenant_id, pid)
+            gateway.pid = pid
+            try:
+                state = await self._await_ready(gateway, pid=pid)
+            except _AlreadyRunning:
+                # Another gateway took the lock first: adopt it, or, if it went away
+                # meanwhile, start ours again.
+                gateway.pid = None
+                if await self._adopt(gateway):
+                    return
+                continue
+            except RuntimeFailure:
+                await self._terminate(gateway)
+                raise
+            gateway.port = state.port
             return
-        except RuntimeFailure:
-            await self._terminate(gateway)
-            raise
-        gateway.port = state.port
+        raise RuntimeFailure(
+            f"another process kept taking the gateway lock ({_SPAWN_ATTEMPTS} start attempts)"
+        )
 
     async def _await_ready(self, gateway: _Gateway, pid: int | None) -> GatewayState:
-        """Until the gateway ``pid`` (or, with None, whichever holds the lock) is ready."""
+        """Until the gateway ``pid`` (or, with None, whichever holds the lock) is ready.
+
+        With ``pid`` None, raises :class:`_LockReleased` as soon as no process holds the
+        lock: a ``state.json`` left by a killed gateway must not be waited on.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.ready_timeout
         while True:
@@ -222,12 +239,16 @@ class LocalRuntime:
                     f"{processes.describe_exit(code)} while starting"
                     + (f": {tail.splitlines()[-1]}" if tail else "")
                 )
+            if pid is None and not processes.lock_held(gateway.runtime_dir):
+                raise _LockReleased
             state = processes.read_state(gateway.runtime_dir)
-            if state is not None and (pid is None or state.pid == pid):
-                if await self._ready(state, gateway.tenant_id):
-                    return state
-            elif pid is None and not processes.lock_held(gateway.runtime_dir):
-                raise RuntimeFailure("gateway stopped while being adopted")
+            if (
+                state is not None
+                and (pid is None or state.pid == pid)
+                and processes.pid_alive(state.pid)
+                and await self._ready(state, gateway.tenant_id)
+            ):
+                return state
             if loop.time() >= deadline:
                 raise RuntimeFailure(
                     f"gateway did not become ready within {self.config.ready_timeout:g}s"
@@ -347,6 +368,10 @@ def _http_url(host: str, port: int) -> str:
 
 class _AlreadyRunning(Exception):
     """The spawned gateway found another one holding the tenant's lock."""
+
+
+class _LockReleased(Exception):
+    """The gateway being adopted let go of the tenant's lock before it was ready."""
 
 
 def _gateway_environment() -> dict[str, str]:

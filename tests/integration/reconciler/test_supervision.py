@@ -80,15 +80,11 @@ async def test_a_crash_looping_gateway_fails_the_tenant_then_recovers(
         os.kill(gateway_pid(data_dir, tenant["id"]), signal.SIGKILL)
 
         failed = await wait_state(client, "loopy", "failed", timeout=60)
-        # Usually the supervisor gives up after 3 crashes, or a reconcile pass racing it sees
-        # the start fail; under heavy load a start attempt has also been seen to time out
-        # instead (under investigation). Each is a failed tenant with a stated reason.
+        # Either the supervisor gives up after 3 crashes, or a reconcile pass racing it sees
+        # the start fail; never a start that waits out its timeout on the killed gateway.
         reason = failed["reason"]
         assert reason, "a failed tenant says why"
-        assert any(
-            cause in reason
-            for cause in ("crashed 3 times", "exited with code 3", "did not become ready")
-        ), reason
+        assert any(cause in reason for cause in ("crashed 3 times", "exited with code 3")), reason
         assert "gateway.crashed" in await event_types(client, "loopy")
 
         # The reconciler retries with backoff; once the gateway can start, it recovers.
