@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import AsyncIterator
 from http import HTTPStatus
 from typing import Any
@@ -36,7 +37,7 @@ from tenant_gateway.chat import CONVERSATION_HEADER, ChatService, ChatStream
 from tenant_gateway.contract import Readiness
 from tenant_gateway.credentials import CredentialKeeper
 from tenant_gateway.keys import BundleSource
-from tenant_gateway.models import ModelClient, ModelList, UpstreamFailed
+from tenant_gateway.models import ModelClient, ModelList, ModelRouter, UpstreamFailed
 from tenant_gateway.settings import PROBLEM_BASE, GatewayError, GatewaySettings
 from tenant_gateway.store import ConversationStore
 
@@ -60,8 +61,8 @@ class GatewayMetrics:
         )
         self.upstream_latency = Histogram(
             "tenant_gateway_upstream_latency_seconds",
-            "Time from sending a request to the model endpoint to its response head",
-            ["endpoint"],
+            "Time from sending a request to a model provider to its response head",
+            ["provider", "endpoint"],
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
@@ -76,8 +77,8 @@ class GatewayMetrics:
         )
         keys.set_function(lambda: len(bundles.keys))
 
-    def observe_upstream(self, endpoint: str, seconds: float) -> None:
-        self.upstream_latency.labels(endpoint).observe(seconds)
+    def observe_upstream(self, provider: str, endpoint: str, seconds: float) -> None:
+        self.upstream_latency.labels(provider, endpoint).observe(seconds)
 
     def observe_completion(self, stream: bool, outcome: str) -> None:
         self.chat_completions.labels("true" if stream else "false", outcome).inc()
@@ -128,10 +129,15 @@ def problem_response(
     )
 
 
+def _retry_after(exc: GatewayError) -> dict[str, str]:
+    seconds = getattr(exc, "retry_after", None)
+    return {} if seconds is None else {"Retry-After": str(max(1, math.ceil(seconds)))}
+
+
 def _gateway_error(request: Request[Any, Any, Any], exc: GatewayError) -> Response[bytes]:
     if isinstance(exc, UpstreamFailed):
-        return raw_response(exc.content, exc.status, exc.content_type)
-    headers = None
+        return raw_response(exc.content, exc.status, exc.content_type, _retry_after(exc))
+    headers = _retry_after(exc) or None
     if exc.status_code == 401:
         headers = {"WWW-Authenticate": 'Bearer realm="tenant-gateway"'}
     elif exc.status_code >= 500 and exc.status_code != 503:
@@ -200,7 +206,8 @@ def create_app(
     bundles.listeners.append(keeper.sync)
     metrics = GatewayMetrics(bundles)
     models.observe = metrics.observe_upstream
-    chat = ChatService(settings, bundles, store, models, observe=metrics.observe_completion)
+    router = ModelRouter(settings, lambda: bundles.bundle, keeper, models)
+    chat = ChatService(router, store, observe=metrics.observe_completion)
     ready = _Flag()
 
     def require_key(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:

@@ -19,9 +19,13 @@ from typing import Annotated, Any
 
 import msgspec
 
-from tenant_gateway.keys import BundleSource
-from tenant_gateway.models import ModelClient, ModelList, UpstreamStream, UpstreamUnavailable
-from tenant_gateway.settings import GatewayError, GatewaySettings
+from tenant_gateway.models import (
+    AnswerStream,
+    ModelList,
+    ModelRouter,
+    UpstreamUnavailable,
+)
+from tenant_gateway.settings import GatewayError
 from tenant_gateway.store import ConversationStore, Message, StoreError
 
 log = logging.getLogger(__name__)
@@ -44,19 +48,6 @@ class BadRequest(GatewayError):
     title = "Invalid request"
     error_type = "invalid_request_error"
     code = "invalid_request"
-
-
-class NoModelConfigured(GatewayError):
-    """Neither the bundle nor the environment names a model endpoint."""
-
-    status_code = 503
-    problem = "no-model-configured"
-    title = "No model configured"
-    error_type = "service_unavailable"
-    code = "no_model_configured"
-
-    def __init__(self) -> None:
-        super().__init__("no model configured for this tenant")
 
 
 class ChatRequest(msgspec.Struct):
@@ -287,44 +278,30 @@ class ChatService:
 
     def __init__(
         self,
-        settings: GatewaySettings,
-        bundles: BundleSource,
+        router: ModelRouter,
         store: ConversationStore,
-        models: ModelClient,
         *,
         observe: CompletionObserver | None = None,
     ) -> None:
-        self.settings = settings
-        self.bundles = bundles
+        self.router = router
         self.store = store
-        self.models = models
         self._observe = observe
-
-    def model_endpoint(self) -> str | None:
-        """The model endpoint in force: the bundle's, else the environment's."""
-        return self.bundles.bundle.platform_models_url or self.settings.platform_models_url
 
     def _count(self, stream: bool, outcome: str) -> None:
         if self._observe is not None:
             self._observe(stream, outcome)
 
     async def list_models(self) -> ModelList:
-        endpoint = self.model_endpoint()
-        if endpoint is None:
-            return ModelList(data=[])
-        return await self.models.list_models(endpoint)
+        return await self.router.list_models()
 
     async def complete(self, body: bytes, conversation: str | None) -> ChatReply | ChatStream:
         """Answer one chat completion request (``conversation``: the client's header)."""
-        endpoint = self.model_endpoint()
-        if endpoint is None:
-            raise NoModelConfigured()
         request = parse_chat_request(body)
         conversation_id_ = conversation_id(conversation)
         if request.stream:
-            return await self._stream(endpoint, body, conversation_id_, request.messages)
+            return await self._stream(body, request.model, conversation_id_, request.messages)
         try:
-            reply = await self.models.complete(endpoint, body)
+            reply, _target = await self.router.complete(body, request.model)
         except GatewayError as exc:
             self._count(False, _failure(exc))
             raise
@@ -340,10 +317,10 @@ class ChatService:
         )
 
     async def _stream(
-        self, endpoint: str, body: bytes, conversation_id: str, messages: list[Message]
+        self, body: bytes, model: str, conversation_id: str, messages: list[Message]
     ) -> ChatStream:
         try:
-            upstream = await self.models.stream(endpoint, body)
+            upstream, _target = await self.router.stream(body, model)
         except GatewayError as exc:
             self._count(True, _failure(exc))
             raise
@@ -363,7 +340,7 @@ class ChatService:
             log.error("conversation not stored: %s", exc.detail)
 
     async def _relay(
-        self, upstream: UpstreamStream, conversation_id: str, messages: list[Message]
+        self, upstream: AnswerStream, conversation_id: str, messages: list[Message]
     ) -> AsyncIterator[bytes]:
         assembler = ReplyAssembler()
         stored = False

@@ -60,6 +60,18 @@ class SealedCredential(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     ciphertext: str
 
 
+class PlatformModel(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A model of the platform's fleet that this tenant may use (an entry of the catalog)."""
+
+    name: str
+    """What the tenant calls it (``model`` in its requests)."""
+    base_url: str
+    """The OpenAI-compatible base URL serving it, ending in ``/v1``."""
+    served_model_name: str | None = None
+    """Its name at that server (vLLM's ``--served-model-name``), if not ``name``."""
+    context_length: int | None = None
+
+
 class GatewayBundle(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Everything a gateway is told about its tenant; never holds a plaintext secret."""
 
@@ -74,6 +86,15 @@ class GatewayBundle(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     control_plane_url: str | None = None
     """Where the gateway unseals its data key (``UNSEAL_PATH``), with the token in
     ``IDENTITY_FILE`` beside the bundle."""
+    platform_models: list[PlatformModel] = msgspec.field(default_factory=list)
+    """The catalog's models for this tenant; empty: whatever ``platform_models_url`` lists."""
+    model_aliases: dict[str, str] = msgspec.field(default_factory=dict)
+    """Names the tenant chose for models (``"default": "byok/openai/gpt-4o"``)."""
+    model_fallbacks: dict[str, list[str]] = msgspec.field(default_factory=dict)
+    """Per model name, the models tried in turn when it fails (``["platform-llama"]``)."""
+    provider_bases: dict[str, str] = msgspec.field(default_factory=dict)
+    """Where BYOK providers are reached (``openai``: a base URL ending in ``/v1``;
+    ``anthropic``: an origin); unset: the providers' own APIs."""
     version: int = BUNDLE_VERSION
 
 

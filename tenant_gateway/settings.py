@@ -68,6 +68,17 @@ class GatewaySettings:
     upstream_read_timeout: float = 600.0
     """Longest silence between two reads from the upstream (a long generation is slow)."""
     upstream_max_connections: int = 100
+    """Per provider kind (platform, openai, anthropic, openai_compatible)."""
+    upstream_retries: int = 2
+    """Times a failure worth repeating (429, 5xx, no connection) is tried again."""
+    retry_after_max: float = 10.0
+    """Longest ``Retry-After`` waited for; a longer one moves on to the next fallback."""
+    retry_backoff: float = 0.25
+    """First wait between retries when the provider names none (doubling each time)."""
+    cooldown_failures: int = 3
+    """Failed requests in a row after which a provider rests."""
+    cooldown_seconds: float = 30.0
+    """How long a failing provider rests."""
     shutdown_timeout: float = 5.0
     """Seconds in-flight requests get to finish after SIGTERM."""
 
