@@ -26,7 +26,6 @@ import socket
 import sys
 import tempfile
 import time
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +34,7 @@ import msgspec
 
 from tenant_gateway.contract import BUNDLE_FILE, LOCK_FILE, STATE_FILE, GatewayState
 from tenant_gateway.keys import BundleError, read_bundle
+from tenant_gateway.redaction import RedactSecrets
 from tenant_gateway.settings import GatewaySettings, SettingsError, load_settings
 
 if TYPE_CHECKING:
@@ -91,14 +91,21 @@ class _JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+        if record.exc_text is None and record.exc_info:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:  # as the redaction filter left it
+            entry["exc"] = record.exc_text
+        if record.stack_info:
+            entry["stack"] = record.stack_info
         return msgspec.json.encode(entry).decode()
 
 
 def _configure_logging(level: str) -> None:
+    """JSON lines on stderr (the runtime's ``gateway.log``), secrets masked: every shape
+    :mod:`tenant_gateway.redaction` knows, and every value this gateway has unsealed."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_JsonFormatter())
+    handler.addFilter(RedactSecrets())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -311,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit:  # uvicorn exits when the app's startup fails
         ok = False
     except Exception:
-        traceback.print_exc()
+        log.exception("the gateway stopped on an error")  # through the redaction filter
         ok = False
     finally:
         remove_state(runtime_dir)

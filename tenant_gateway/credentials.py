@@ -8,6 +8,15 @@ stored or rotated by an admin works without a restart. A refusal drops every cre
 held, and model calls that need one fail clearly; a refusal because the tenant is suspended
 makes every model call fail with ``403 tenant_suspended`` until an unseal succeeds again
 (retried every ``retry_interval`` seconds while refused).
+
+Everything the keeper unseals (credential fields, data keys, its identity token) is
+registered with the log filter (:mod:`tenant_gateway.redaction`), so no log line of this
+process shows it, whatever its shape.
+
+Unsealing is on the gateway's start path, so it is kept short: one HTTP client for the
+keeper's life (a TLS context, which takes tens of milliseconds to load, only for an
+``https://`` control plane), and the AEAD library is imported on a worker thread while the
+unseal request is in flight.
 """
 
 from __future__ import annotations
@@ -17,8 +26,11 @@ import base64
 import binascii
 import json
 import logging
+import ssl
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 import msgspec
@@ -30,9 +42,30 @@ from tenant_gateway.contract import (
     GatewayBundle,
     UnsealResponse,
 )
+from tenant_gateway.redaction import SECRET_VALUES, SecretValues
 from tenant_gateway.settings import GatewayError
 
 log = logging.getLogger(__name__)
+
+
+class _OpenCredential(Protocol):
+    def __call__(
+        self, dek: bytes, sealed: bytes, *, tenant_id: str, credential_id: str, version: int
+    ) -> bytes: ...
+
+
+def _import_sealed() -> tuple[type[Exception], _OpenCredential]:
+    # Imported here: a tenant without credentials never loads the AEAD library.
+    from tenant_gateway.sealed import SealError, open_credential
+
+    return SealError, open_credential
+
+
+async def _load_sealed() -> tuple[type[Exception], _OpenCredential]:
+    """:mod:`tenant_gateway.sealed`'s pieces; its first import runs on a worker thread."""
+    if "tenant_gateway.sealed" in sys.modules:
+        return _import_sealed()
+    return await asyncio.to_thread(_import_sealed)
 
 
 class CredentialsSealed(GatewayError):
@@ -57,11 +90,19 @@ class TenantSuspended(GatewayError):
 
 class CredentialKeeper:
     def __init__(
-        self, runtime_dir: Path, *, timeout: float = 5.0, retry_interval: float = 5.0
+        self,
+        runtime_dir: Path,
+        *,
+        timeout: float = 5.0,
+        retry_interval: float = 5.0,
+        secret_values: SecretValues = SECRET_VALUES,
     ) -> None:
         self.runtime_dir = runtime_dir
         self.timeout = timeout
         self.retry_interval = retry_interval
+        self.secret_values = secret_values
+        self._http: httpx.AsyncClient | None = None
+        self._http_tls = False
         self._data_keys: dict[int, bytes] = {}
         self._credentials: dict[str, dict[str, str]] = {}
         self.refusal: str | None = None
@@ -99,12 +140,14 @@ class CredentialKeeper:
         if not bundle.credentials:
             self._credentials, self.refusal = {}, None
             return
-        # Imported here: a tenant without credentials never loads the AEAD library.
-        from tenant_gateway.sealed import SealError, open_credential
-
+        loading = asyncio.ensure_future(_load_sealed())  # overlaps the unseal round trip
         needed = {c.dek_version for c in bundle.credentials}
         stale = not needed <= set(self._data_keys) or self.refusal is not None
-        if stale and not await self._unseal(bundle):
+        try:
+            unsealed = not stale or await self._unseal(bundle)
+        finally:
+            seal_error, open_credential = await loading
+        if not unsealed:
             return
         opened: dict[str, dict[str, str]] = {}
         for credential in bundle.credentials:
@@ -119,11 +162,16 @@ class CredentialKeeper:
                     credential_id=credential.id,
                     version=credential.version,
                 )
-                opened[credential.provider] = json.loads(plaintext)
-            except (SealError, binascii.Error, ValueError) as exc:
+                fields = json.loads(plaintext)
+                if not isinstance(fields, dict):
+                    raise ValueError("not a JSON object")
+            except (seal_error, binascii.Error, ValueError) as exc:
                 log.warning(
                     "cannot open the %s credential: %s", credential.provider, type(exc).__name__
                 )
+                continue
+            self.secret_values.add(*(v for v in fields.values() if isinstance(v, str)))
+            opened[credential.provider] = fields
         self._credentials = opened
 
     async def _unseal(self, bundle: GatewayBundle) -> bool:
@@ -133,10 +181,14 @@ class CredentialKeeper:
             token = (self.runtime_dir / IDENTITY_FILE).read_text().strip()
         except OSError:
             return self._refuse("no identity token")
+        self.secret_values.add(token)
         url = bundle.control_plane_url.rstrip("/") + UNSEAL_PATH.format(tenant_id=bundle.tenant_id)
         try:
-            async with httpx.AsyncClient(timeout=self.timeout, trust_env=False) as client:
-                response = await client.post(url, headers={"Authorization": f"Bearer {token}"})
+            client = await self._client(url)
+            # No connection outlives an unseal, so the client never needs closing.
+            response = await client.post(
+                url, headers={"Authorization": f"Bearer {token}", "Connection": "close"}
+            )
         except httpx.HTTPError as exc:
             return self._refuse(f"control plane unreachable ({type(exc).__name__})")
         if response.status_code != 200:
@@ -149,11 +201,25 @@ class CredentialKeeper:
             return self._refuse(f"unseal refused ({response.status_code}): {detail}")
         try:
             answer = msgspec.json.decode(response.content, type=UnsealResponse)
+            self.secret_values.add(*answer.data_keys.values())
             self._data_keys = {int(v): base64.b64decode(k) for v, k in answer.data_keys.items()}
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError, binascii.Error):
             return self._refuse("the control plane's unseal answer was not understood")
         self.refusal, self.suspended = None, False
         return True
+
+    async def _client(self, url: str) -> httpx.AsyncClient:
+        """The keeper's HTTP client; made once (again only if the scheme changes)."""
+        tls = url.startswith("https://")
+        if self._http is not None and self._http_tls == tls:
+            return self._http
+        if self._http is not None:
+            await self._http.aclose()
+        # Over plain http no TLS context is used; this one trusts nothing, so it fails closed.
+        verify: ssl.SSLContext | bool = True if tls else ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        self._http = httpx.AsyncClient(timeout=self.timeout, trust_env=False, verify=verify)
+        self._http_tls = tls
+        return self._http
 
     def _refuse(self, reason: str) -> bool:
         self._data_keys, self._credentials, self.refusal = {}, {}, reason

@@ -13,7 +13,7 @@ import base64
 import hmac
 import json
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from control_plane.vault.digests import TokenDigests
 from control_plane.vault.errors import UnknownKek
 from control_plane.vault.keyring import KekRing, load_or_create_ring, new_dek
 from tenant_gateway.contract import TENANT_SUSPENDED_PROBLEM, SealedCredential, UnsealResponse
+from tenant_gateway.redaction import SECRET_VALUES, SecretValues
 from tenant_gateway.sealed import open_credential, seal_credential
 
 ChangeListener = Callable[[str], None]
@@ -83,6 +84,17 @@ def _context(tenant_id: str, credential_id: str, version: int) -> dict[str, Any]
     return {"tenant_id": tenant_id, "credential_id": credential_id, "version": version}
 
 
+def _secret_field_names(provider_name: str) -> frozenset[str] | None:
+    """The names of the provider's secret fields; None (every field) if it is unknown."""
+    if provider_name == IDENTITY:
+        return frozenset({"token"})
+    try:
+        provider = providers.get_provider(provider_name)
+    except providers.UnknownProvider:
+        return None
+    return frozenset(f.name for f in provider.fields if f.secret)
+
+
 class CredentialVault:
     def __init__(
         self,
@@ -94,6 +106,7 @@ class CredentialVault:
         digests: TokenDigests,
         ring_file: Path | None = None,
         on_change: ChangeListener = lambda _tenant_id: None,
+        secret_values: SecretValues = SECRET_VALUES,
     ) -> None:
         self.db = db
         self.ring = ring
@@ -102,6 +115,9 @@ class CredentialVault:
         self.http = http
         self.bases = bases
         self.on_change = on_change
+        self.secret_values = secret_values
+        """Where plaintext values this process handles are registered, so the log filter
+        masks them even when they have no recognisable shape."""
 
     # -- data keys -------------------------------------------------------------------------
 
@@ -173,6 +189,7 @@ class CredentialVault:
         self, tenant_id: str, provider_name: str, submitted: dict[str, object], *, validate: bool
     ) -> CredentialRead:
         provider = providers.get_provider(provider_name)
+        self._remember(provider.name, submitted)
         values = providers.check_fields(provider, submitted)
         if validate:
             await provider.validate(values, self.http, self.bases)
@@ -255,6 +272,7 @@ class CredentialVault:
         except NotFoundError:
             pass
         token = "tgi_" + secrets.token_urlsafe(32)
+        self.secret_values.add(token)
         await self._store(tenant_id, IDENTITY, {"token": token}, hint="…", public={})
         return token
 
@@ -311,7 +329,19 @@ class CredentialVault:
             dek = self._unwrap(await self._key_row(session, tenant_id), row.dek_version)
         plaintext = open_credential(dek, row.ciphertext, **_context(tenant_id, row.id, row.version))
         values: dict[str, str] = json.loads(plaintext)
+        self._remember(provider_name, values)
         return values
+
+    def _remember(self, provider_name: str, values: Mapping[str, object]) -> None:
+        """Register the secret values among ``values`` with the log filter (memory only)."""
+        secret = _secret_field_names(provider_name)
+        self.secret_values.add(
+            *(
+                value.strip()
+                for name, value in values.items()
+                if isinstance(value, str) and (secret is None or name in secret)
+            )
+        )
 
     async def sealed_credentials(self, tenant_id: str) -> list[SealedCredential]:
         """The tenant's credentials as ciphertexts, for its gateway's bundle."""

@@ -5,38 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from sqlalchemy import select
 
-from control_plane.db import migrate
 from control_plane.db.engine import Database
 from control_plane.db.models import CredentialRow, TenantDataKeyRow, TenantRow
 from control_plane.db.values import new_id, utcnow
-from control_plane.settings import normalize_database_url
 from control_plane.vault.digests import TokenDigests
 from control_plane.vault.keyring import KekRing, parse_kek_ring
 from control_plane.vault.providers import ProviderBases
 from control_plane.vault.service import CredentialVault
 
 TENANTS = 6
-
-
-@pytest.fixture
-async def db(database_url: str, app_database_url: str) -> AsyncIterator[Database]:
-    url = normalize_database_url(app_database_url)
-    await asyncio.to_thread(migrate.upgrade, normalize_database_url(database_url), app_url=url)
-    database = Database(url)
-    yield database
-    await database.close()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
-        yield client
 
 
 def vault_with(db: Database, ring: KekRing, http: httpx.AsyncClient) -> CredentialVault:
