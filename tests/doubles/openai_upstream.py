@@ -7,6 +7,9 @@
   and then ``data: [DONE]``.
 * Every request is recorded (method, path, headers, JSON body) in :attr:`requests`.
 * :attr:`error_status` makes it answer that status with an OpenAI error body;
+  :attr:`failures` is a list of ``(status, retry_after)`` answered, in order, before it
+  answers normally again; with :attr:`api_keys` set, a request needs
+  ``Authorization: Bearer <one of them>`` (else 401);
   :attr:`chunk_delay` paces streamed chunks, and a client that goes away mid-stream is
   counted in :attr:`stream_disconnects`; :attr:`cut_stream_after` drops the connection
   after that many events, as a crashing model server would.
@@ -73,6 +76,8 @@ class OpenAIUpstream:
         self.models = list(models or ["stub-model"])
         self.chunk_delay = chunk_delay
         self.error_status: int | None = None
+        self.failures: list[tuple[int, str | None]] = []
+        self.api_keys: set[str] | None = None
         self.cut_stream_after: int | None = None
         self.requests: list[RecordedRequest] = []
         self.stream_disconnects = 0
@@ -91,6 +96,8 @@ class OpenAIUpstream:
         with self._lock:
             self.requests.clear()
         self.error_status = None
+        self.failures = []
+        self.api_keys = None
         self.cut_stream_after = None
         self.chunk_delay = 0.0
         self.stream_disconnects = 0
@@ -128,7 +135,13 @@ class OpenAIUpstream:
         with self._lock:
             self.requests.append(RecordedRequest(method, path, headers, body))
 
-        if self.error_status is not None:
+        presented = headers.get("authorization", "").removeprefix("Bearer ")
+        if self.api_keys is not None and presented not in self.api_keys:
+            await self._error(send, 401, "Incorrect API key provided")
+        elif self.failures:
+            status, retry_after = self.failures.pop(0)
+            await self._error(send, status, f"stub failure {status}", retry_after)
+        elif self.error_status is not None:
             await self._error(send, self.error_status, f"stub error {self.error_status}")
         elif (method, path) == ("GET", "/v1/models"):
             await self._json(send, 200, self._model_list())
@@ -144,7 +157,11 @@ class OpenAIUpstream:
 
     @staticmethod
     async def _json(
-        send: Send, status: int, payload: Any, content_type: bytes = b"application/json"
+        send: Send,
+        status: int,
+        payload: Any,
+        content_type: bytes = b"application/json",
+        extra: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
         data = json.dumps(payload).encode()
         await send(
@@ -154,15 +171,19 @@ class OpenAIUpstream:
                 "headers": [
                     (b"content-type", content_type),
                     (b"content-length", str(len(data)).encode()),
+                    *(extra or []),
                 ],
             }
         )
         await send({"type": "http.response.body", "body": data})
 
-    async def _error(self, send: Send, status: int, message: str) -> None:
+    async def _error(
+        self, send: Send, status: int, message: str, retry_after: str | None = None
+    ) -> None:
         kind = "invalid_request_error" if status < 500 else "server_error"
         error = {"message": message, "type": kind, "param": None, "code": f"stub_{status}"}
-        await self._json(send, status, {"error": error})
+        extra = [(b"retry-after", retry_after.encode())] if retry_after else None
+        await self._json(send, status, {"error": error}, extra=extra)
 
     def _model_list(self) -> dict[str, Any]:
         return {
