@@ -448,7 +448,10 @@ async def test_metrics_count_requests_completions_and_upstream_latency(gateway: 
         'status="400"} 1.0' in text
     )
     assert 'tenant_gateway_chat_completions_total{outcome="ok",stream="false"} 1.0' in text
-    assert 'tenant_gateway_upstream_latency_seconds_count{endpoint="chat",provider="platform"} 1.0' in text
+    assert (
+        'tenant_gateway_upstream_latency_seconds_count{endpoint="chat",provider="platform"} 1.0'
+        in text
+    )
     assert "tenant_gateway_keys 1.0" in text
 
 
