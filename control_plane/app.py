@@ -125,12 +125,13 @@ def create_app(
     provider_http = httpx.AsyncClient(timeout=httpx.Timeout(10.0), trust_env=False)
     lifecycle = TenantLifecycle(db, signal)
     runtime = runtime or _runtime(settings)
+    bases = provider_bases_from_env(settings.provider_env)
     vault = CredentialVault(
         db,
         keys.ring,
         digests=keys.digests,
         http=provider_http,
-        bases=provider_bases_from_env(settings.provider_env),
+        bases=bases,
         ring_file=None if settings.kek else settings.kek_file,
     )
     reconciler = TenantReconciler(
@@ -138,6 +139,7 @@ def create_app(
         runtime,
         vault=vault,
         platform_models_url=settings.platform_models_url,
+        provider_bases={"openai": bases.openai, "anthropic": bases.anthropic},
         control_plane_url=settings.internal_url,
         concurrency=settings.reconcile_concurrency,
         resync_interval=settings.resync_interval,

@@ -27,6 +27,7 @@ class TenantReconciler:
         *,
         platform_models_url: str | None,
         vault: CredentialVault,
+        provider_bases: dict[str, str] | None = None,
         control_plane_url: str | None = None,
         concurrency: int = 16,
         resync_interval: float = 5.0,
@@ -34,6 +35,8 @@ class TenantReconciler:
         self.lifecycle = lifecycle
         self.runtime = runtime
         self.platform_models_url = platform_models_url
+        self.provider_bases = dict(provider_bases or {})
+        """Where gateways reach BYOK providers (``openai``, ``anthropic``)."""
         self.vault = vault
         self.control_plane_url = control_plane_url
         self.concurrency = concurrency
@@ -239,6 +242,7 @@ class TenantReconciler:
                 platform_models_url=self.platform_models_url,
                 credentials=credentials,
                 control_plane_url=self.control_plane_url,
+                provider_bases=self.provider_bases,
             ),
         )
 
