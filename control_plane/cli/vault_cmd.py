@@ -6,7 +6,8 @@ while the control plane serves traffic and can simply be run again if interrupte
 KEK rotation: with ``TENANTRY_KEK`` set, put the new key first in it (keeping the old ones)
 for every control-plane process, then run ``rotate-kek``. On the embedded default, where the
 ring lives in ``DIR/kek``, ``rotate-kek --new-key`` adds the new key to that file first; the
-running control plane picks the file up when it meets the new key id.
+running control plane takes the file again before it next wraps a data key, and when it meets
+a data key wrapped by a key it does not know yet.
 """
 
 from __future__ import annotations

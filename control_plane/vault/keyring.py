@@ -199,6 +199,26 @@ def load_or_create_ring(env_value: str | None, key_file: Path) -> tuple[KekRing,
     return _parse_key_file(text, key_file), False
 
 
+def read_ring_file(key_file: Path) -> KekRing | None:
+    """The ring in ``key_file`` as it is now, or None if there is no such file.
+
+    Unlike :func:`load_or_create_ring` it never creates one: a process that already holds a
+    ring re-reads the file only to follow a rotation made beside it.
+    """
+    text = keyfile.read_private(key_file, KeyRingError)
+    return None if text is None else _parse_key_file(text, key_file)
+
+
+def ring_file_signature(key_file: Path) -> tuple[int, int, int] | None:
+    """What changes when ``key_file`` is replaced or rewritten (inode, size, mtime), or None
+    if there is no such file."""
+    try:
+        status = key_file.stat()
+    except OSError:
+        return None
+    return status.st_ino, status.st_size, status.st_mtime_ns
+
+
 def write_ring(ring: KekRing, key_file: Path) -> None:
     """Replace ``key_file`` (mode 0600) with ``ring``, atomically."""
     keyfile.replace_private(key_file, ring.to_config() + "\n", KeyRingError)

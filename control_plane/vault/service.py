@@ -5,6 +5,11 @@ credential is stored, validated or rotated, and in the memory of the tenant's ga
 Rotation is resumable: ``rotate_kek`` rewraps one DEK per transaction (a rerun continues
 with the DEKs still under an old KEK); ``rotate_dek`` keeps the next DEK as *pending* while
 it re-encrypts credentials one by one, and promotes it when none is left under the old one.
+
+On the embedded default the ring lives in a key file that ``tenantry vault rotate-kek
+--new-key`` (another process) extends with a new active key. A running vault follows it:
+before wrapping a DEK it takes the file again if it changed, and a DEK wrapped by a key it
+does not know makes it re-read the file once before giving up.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import base64
 import hmac
 import json
+import logging
 import secrets
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -30,11 +36,13 @@ from control_plane.db.values import aware, new_id, utcnow
 from control_plane.errors import ConflictError, NotFoundError
 from control_plane.vault import providers
 from control_plane.vault.digests import TokenDigests
-from control_plane.vault.errors import UnknownKek
-from control_plane.vault.keyring import KekRing, load_or_create_ring, new_dek
+from control_plane.vault.errors import KeyRingError, UnknownKek
+from control_plane.vault.keyring import KekRing, new_dek, read_ring_file, ring_file_signature
 from tenant_gateway.contract import TENANT_SUSPENDED_PROBLEM, SealedCredential, UnsealResponse
 from tenant_gateway.redaction import SECRET_VALUES, SecretValues
 from tenant_gateway.sealed import open_credential, seal_credential
+
+log = logging.getLogger(__name__)
 
 ChangeListener = Callable[[str], None]
 
@@ -112,6 +120,8 @@ class CredentialVault:
         self.ring = ring
         self.digests = digests
         self.ring_file = ring_file
+        self._ring_signature: tuple[int, int, int] | None = None
+        """Of the ring file as last read; None until it is first compared."""
         self.http = http
         self.bases = bases
         self.on_change = on_change
@@ -124,12 +134,13 @@ class CredentialVault:
     def add_tenant_key(self, session: AsyncSession, tenant_id: str) -> None:
         """Give a new tenant its DEK, in the caller's (tenant-creating) transaction."""
         now = utcnow()
+        wrapped, kek_id = self._wrap_dek(new_dek(), tenant_id, 1)
         session.add(
             TenantDataKeyRow(
                 tenant_id=tenant_id,
                 dek_version=1,
-                wrapped_dek=self.ring.wrap_dek(new_dek(), tenant_id=tenant_id, dek_version=1),
-                kek_id=self.ring.active_id,
+                wrapped_dek=wrapped,
+                kek_id=kek_id,
                 pending_version=None,
                 pending_wrapped_dek=None,
                 created_at=now,
@@ -172,11 +183,35 @@ class CredentialVault:
         try:
             return self.ring.unwrap_dek(wrapped, tenant_id=tenant_id, dek_version=version)
         except UnknownKek:
-            if self.ring_file is None:
+            # A `tenantry vault rotate-kek --new-key` beside us may have added the key.
+            if not self._follow_ring_file(always=True):
                 raise
-            # A `tenantry vault rotate-kek --new-key` beside us added a key to the ring file.
-            self.ring, _ = load_or_create_ring(None, self.ring_file)
             return self.ring.unwrap_dek(wrapped, tenant_id=tenant_id, dek_version=version)
+
+    def _wrap_dek(self, dek: bytes, tenant_id: str, version: int) -> tuple[bytes, str]:
+        """``dek`` wrapped under the active KEK of the ring as it is now, and that KEK's id."""
+        self._follow_ring_file()
+        ring = self.ring
+        return ring.wrap_dek(dek, tenant_id=tenant_id, dek_version=version), ring.active_id
+
+    def _follow_ring_file(self, *, always: bool = False) -> bool:
+        """Take the ring file again if it changed since it was read (or ``always``); True if
+        a ring was taken. Never creates the file; an unusable one leaves the ring as it was."""
+        if self.ring_file is None:
+            return False
+        signature = ring_file_signature(self.ring_file)
+        if signature == self._ring_signature and not always:
+            return False
+        try:
+            ring = read_ring_file(self.ring_file)
+        except KeyRingError as exc:
+            log.warning("keeping the key ring in use: %s", exc)
+            return False
+        self._ring_signature = signature
+        if ring is None:
+            return False
+        self.ring = ring
+        return True
 
     @staticmethod
     def _write_version(row: TenantDataKeyRow) -> int:
@@ -366,6 +401,7 @@ class CredentialVault:
 
     async def rotate_kek(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Rewrap every DEK not under the active KEK; one row per transaction; resumable."""
+        self._follow_ring_file()
         async with self.db.transaction(platform="vault: rotate KEK") as session:
             pending = list(
                 await session.scalars(
@@ -392,14 +428,11 @@ class CredentialVault:
                         ):
                             continue
                         dek = self._unwrap_dek(wrapped, tenant_id, version)
-                        setattr(
-                            row,
-                            attr,
-                            self.ring.wrap_dek(dek, tenant_id=tenant_id, dek_version=version),
-                        )
+                        rewrapped, kek_id = self._wrap_dek(dek, tenant_id, version)
+                        setattr(row, attr, rewrapped)
                         changed = True
                     if changed:
-                        row.kek_id = self.ring.active_id
+                        row.kek_id = kek_id
                         row.updated_at = utcnow()
                         done += 1
             if progress is not None:
@@ -418,8 +451,8 @@ class CredentialVault:
             assert row is not None
             if row.pending_version is None:
                 row.pending_version = row.dek_version + 1
-                row.pending_wrapped_dek = self.ring.wrap_dek(
-                    new_dek(), tenant_id=tenant_id, dek_version=row.pending_version
+                row.pending_wrapped_dek, _ = self._wrap_dek(
+                    new_dek(), tenant_id, row.pending_version
                 )
                 row.updated_at = utcnow()
             target = row.pending_version

@@ -1,10 +1,15 @@
 """Key rotation under load, on SQLite and PostgreSQL: no read or write fails while it runs,
-every credential stays readable afterwards, and an interrupted rotation can be resumed."""
+every credential stays readable afterwards, an interrupted rotation can be resumed, KEK
+rotation changes wrapped DEKs only, and a running vault follows a ring file rotated beside
+it."""
 
 from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -14,11 +19,20 @@ from control_plane.db.engine import Database
 from control_plane.db.models import CredentialRow, TenantDataKeyRow, TenantRow
 from control_plane.db.values import new_id, utcnow
 from control_plane.vault.digests import TokenDigests
-from control_plane.vault.keyring import KekRing, parse_kek_ring
+from control_plane.vault.errors import UnknownKek
+from control_plane.vault.keyring import (
+    KekRing,
+    load_or_create_ring,
+    parse_kek_ring,
+    read_ring_file,
+    write_ring,
+)
 from control_plane.vault.providers import ProviderBases
 from control_plane.vault.service import CredentialVault
 
 TENANTS = 6
+LOADED_TENANTS = 24
+"""Tenants whose DEKs a rotation under load rewraps: enough rows for the load to overlap."""
 
 
 def vault_with(db: Database, ring: KekRing, http: httpx.AsyncClient) -> CredentialVault:
@@ -27,17 +41,18 @@ def vault_with(db: Database, ring: KekRing, http: httpx.AsyncClient) -> Credenti
     )
 
 
-async def make_tenants(vault: CredentialVault, db: Database) -> list[str]:
+async def make_tenants(vault: CredentialVault, db: Database, count: int = TENANTS) -> list[str]:
     ids = []
-    for n in range(TENANTS):
+    for _ in range(count):
         tenant_id = new_id()
+        slug = f"t-{tenant_id[-12:].lower()}"
         async with db.transaction(platform="test setup and checks") as session:
             now = utcnow()
             session.add(
                 TenantRow(
                     id=tenant_id,
-                    slug=f"t{n}",
-                    name=f"t{n}",
+                    slug=slug,
+                    name=slug,
                     plan="free",
                     state="running",
                     endpoint=None,
@@ -66,57 +81,204 @@ async def test_kek_rotation_under_concurrent_reads_and_writes(
     old_ring = KekRing.generate("old")
     new_ring = old_ring.with_new_active("new")
     writer = vault_with(db, old_ring, http)
-    tenants = await make_tenants(writer, db)
-    expected: dict[str, str] = {}
+    tenants = await make_tenants(writer, db, LOADED_TENANTS)
+    latest: dict[str, tuple[int, str]] = {}  # tenant -> (version, value) of its last write
     for tenant_id in tenants:
-        await writer.put(tenant_id, "openai", {"api_key": secret(tenant_id, 0)}, validate=False)
-        expected[tenant_id] = secret(tenant_id, 0)
+        stored = await writer.put(
+            tenant_id, "openai", {"api_key": secret(tenant_id, 0)}, validate=False
+        )
+        latest[tenant_id] = (stored.version, secret(tenant_id, 0))
 
     # The control plane now knows both keys (new one active); the rotation runs beside it.
     serving = vault_with(db, new_ring, http)
     rotator = vault_with(db, new_ring, http)
-    stop = asyncio.Event()
+    midway, finished = asyncio.Event(), asyncio.Event()
     failures: list[BaseException] = []
-    operations = 0
+    during = {"read": 0, "write": 0}
+    """Operations completed while some DEKs were under the new KEK and some under the old."""
 
     async def load(seed: int) -> None:
-        nonlocal operations
         rng = random.Random(seed)
         n = 0
-        while not stop.is_set():
+        while True:
+            last_round = finished.is_set()  # one more operation after the rotation ended
             tenant_id = rng.choice(tenants)
             try:
                 if rng.random() < 0.3:
                     n += 1
                     value = secret(tenant_id, seed * 1000 + n)
-                    await serving.put(tenant_id, "openai", {"api_key": value}, validate=False)
-                    expected[tenant_id] = value
+                    stored = await serving.put(
+                        tenant_id, "openai", {"api_key": value}, validate=False
+                    )
+                    latest[tenant_id] = max(latest[tenant_id], (stored.version, value))
+                    kind = "write"
                 else:
                     await serving.reveal(tenant_id, "openai")
-                operations += 1
+                    kind = "read"
+                if midway.is_set() and not finished.is_set():
+                    during[kind] += 1
             except Exception as exc:  # every failure is a test failure, reported below
                 failures.append(exc)
-            await asyncio.sleep(0)
+            if last_round:
+                return
+
+    def progress(done: int, total: int) -> None:
+        if done == 1:
+            midway.set()  # the first DEK is rewrapped, the others not yet
+        if done == total:
+            finished.set()
 
     workers = [asyncio.create_task(load(seed)) for seed in range(4)]
-    rewrapped = await rotator.rotate_kek()
-    await asyncio.sleep(0.2)  # keep the load on a little after the rotation ends
-    stop.set()
+    rewrapped = await rotator.rotate_kek(progress)
     await asyncio.gather(*workers)
 
     assert failures == [], failures[:3]
-    assert operations > TENANTS
-    assert rewrapped == TENANTS
+    assert during["read"] > 0, "reads overlapped the rotation"
+    assert during["write"] > 0, "writes overlapped the rotation"
+    assert rewrapped == LOADED_TENANTS
     async with db.transaction(platform="test setup and checks") as session:
         kek_ids = set(await session.scalars(select(TenantDataKeyRow.kek_id)))
     assert kek_ids == {"new"}
     # From now on the old key can be dropped from the ring: the new one alone reads all.
     only_new = vault_with(db, parse_kek_ring(new_ring.to_config().split(",")[0]), http)
     assert only_new.ring.ids == ("new",)
-    for tenant_id, value in expected.items():
+    for tenant_id, (_, value) in latest.items():
         assert (await only_new.reveal(tenant_id, "openai"))["api_key"] == value
     # Running it again has nothing left to do.
     assert await rotator.rotate_kek() == 0
+
+
+class Interrupted(Exception):
+    pass
+
+
+def interrupt_after(rows: int) -> Callable[[int, int], None]:
+    """A progress callback that stops the rotation once ``rows`` rows are done."""
+
+    def progress(done: int, _total: int) -> None:
+        if done == rows:
+            raise Interrupted
+
+    return progress
+
+
+async def credential_rows(db: Database) -> list[tuple[Any, ...]]:
+    """Every column of every credential row, as stored."""
+    async with db.transaction(platform="test setup and checks") as session:
+        rows = await session.execute(select(CredentialRow.__table__).order_by(CredentialRow.id))
+        return [tuple(row) for row in rows]
+
+
+async def data_keys(db: Database) -> dict[str, TenantDataKeyRow]:
+    async with db.transaction(platform="test setup and checks") as session:
+        rows = await session.scalars(select(TenantDataKeyRow))
+        return {row.tenant_id: row for row in rows}
+
+
+async def test_kek_rotation_is_resumable_and_changes_only_wrapped_data_keys(
+    db: Database, http: httpx.AsyncClient
+) -> None:
+    old_ring = KekRing.generate("old")
+    new_ring = old_ring.with_new_active("new")
+    vault = vault_with(db, old_ring, http)
+    tenants = await make_tenants(vault, db)
+    fields = {
+        "openai": {"api_key": "sk-kek-rotation-planted-0001"},
+        "anthropic": {"api_key": "sk-ant-kek-rotation-planted-0002"},
+    }
+    for tenant_id in tenants:
+        for name, values in fields.items():
+            await vault.put(tenant_id, name, values, validate=False)
+    # One tenant is half-way through a DEK rotation: its pending DEK is rewrapped too.
+    with pytest.raises(Interrupted):
+        await vault.rotate_dek(tenants[0], interrupt_after(1))
+    credentials_before = await credential_rows(db)
+    keys_before = await data_keys(db)
+    assert keys_before[tenants[0]].pending_version == 2
+
+    rotator = vault_with(db, new_ring, http)
+    with pytest.raises(Interrupted):
+        await rotator.rotate_kek(interrupt_after(2))
+    half = await data_keys(db)
+    assert sorted(row.kek_id or "" for row in half.values()) == ["new"] * 2 + ["old"] * (
+        TENANTS - 2
+    )
+    for tenant_id in tenants:  # every credential reads, whichever KEK wraps its DEK now
+        for name, values in fields.items():
+            assert await rotator.reveal(tenant_id, name) == values
+
+    assert await rotator.rotate_kek() == TENANTS - 2  # the rest
+    assert await rotator.rotate_kek() == 0
+    assert await credential_rows(db) == credentials_before, "credential rows are untouched"
+    for tenant_id, after in (await data_keys(db)).items():
+        before = keys_before[tenant_id]
+        assert after.kek_id == "new"
+        assert (after.dek_version, after.pending_version) == (
+            before.dek_version,
+            before.pending_version,
+        )
+        for attr, version in (("wrapped_dek", after.dek_version), ("pending_wrapped_dek", 2)):
+            old_wrapped, new_wrapped = getattr(before, attr), getattr(after, attr)
+            if old_wrapped is None:
+                assert new_wrapped is None
+                continue
+            assert new_wrapped != old_wrapped
+            same_dek = old_ring.unwrap_dek(old_wrapped, tenant_id=tenant_id, dek_version=version)
+            assert new_ring.unwrap_dek(new_wrapped, tenant_id=tenant_id, dek_version=version) == (
+                same_dek
+            )
+
+    # The interrupted DEK rotation finishes under the new KEK; the new key alone reads all.
+    assert await rotator.rotate_dek(tenants[0]) == 1
+    only_new = vault_with(db, parse_kek_ring(new_ring.to_config().split(",")[0]), http)
+    for tenant_id in tenants:
+        for name, values in fields.items():
+            assert await only_new.reveal(tenant_id, name) == values
+
+
+async def test_a_running_vault_follows_the_ring_file_rotated_beside_it(
+    db: Database, http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    ring_file = tmp_path / "kek"
+    ring, _ = load_or_create_ring(None, ring_file)
+    serving = CredentialVault(
+        db,
+        ring,
+        http=http,
+        bases=ProviderBases(),
+        digests=TokenDigests.generate(),
+        ring_file=ring_file,
+    )
+    (first, *_) = await make_tenants(serving, db)
+    await serving.put(first, "openai", {"api_key": "sk-follow-the-ring-0001"}, validate=False)
+
+    # `tenantry vault rotate-kek --new-key`, in another process: a new key in the file, then
+    # every DEK rewrapped under it.
+    write_ring(ring.with_new_active("second"), ring_file)
+    cli = vault_with(db, read_ring(ring_file), http)
+    assert await cli.rotate_kek() == TENANTS
+    # Meeting a DEK under a KEK it did not know, the serving vault takes the file again.
+    assert (await serving.reveal(first, "openai"))["api_key"] == "sk-follow-the-ring-0001"
+    assert serving.ring.active_id == "second"
+
+    # Another new key: DEKs the serving vault wraps from now on are under it at once.
+    write_ring(serving.ring.with_new_active("third"), ring_file)
+    (newcomer,) = await make_tenants(serving, db, 1)
+    assert (await data_keys(db))[newcomer].kek_id == "third"
+
+    # A DEK under a key in no ring it can find stays unreadable; the file is not recreated.
+    rotated = read_ring(ring_file).with_new_active("fourth")
+    await vault_with(db, rotated, http).rotate_kek()
+    ring_file.unlink()
+    with pytest.raises(UnknownKek):
+        await serving.reveal(first, "openai")
+    assert not ring_file.exists()
+
+
+def read_ring(ring_file: Path) -> KekRing:
+    ring = read_ring_file(ring_file)
+    assert ring is not None
+    return ring
 
 
 async def test_dek_rotation_is_resumable(db: Database, http: httpx.AsyncClient) -> None:
@@ -136,15 +298,8 @@ async def test_dek_rotation_is_resumable(db: Database, http: httpx.AsyncClient) 
     async with db.transaction(platform="test setup and checks") as session:
         before = {r.provider: r.ciphertext for r in await session.scalars(select(CredentialRow))}
 
-    class Interrupted(Exception):
-        pass
-
-    def interrupt_after_one(done: int, _total: int) -> None:
-        if done == 1:
-            raise Interrupted
-
     with pytest.raises(Interrupted):
-        await vault.rotate_dek(tenant_id, interrupt_after_one)
+        await vault.rotate_dek(tenant_id, interrupt_after(1))
     # Half-rotated: every credential still reads, and a write lands under the new key.
     for name, fields in providers.items():
         assert await vault.reveal(tenant_id, name) == fields
