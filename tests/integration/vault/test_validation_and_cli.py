@@ -55,7 +55,7 @@ async def test_validate_true_checks_with_the_provider(client: AsyncTestClient) -
     assert bot.status_code == 200, bot.text
 
     refused = await client.put(f"{base}/anthropic?validate=true", json={"api_key": BAD_KEY})
-    body = assert_problem(refused, 422, "")
+    body = assert_problem(refused, 422, "anthropic refused the credential (HTTP 401)")
     assert body["title"] == "Credential refused"
     assert BAD_KEY not in refused.text
     # A refused key is not stored.
