@@ -33,7 +33,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from tenant_gateway.chat import CONVERSATION_HEADER, ChatService, ChatStream
+from tenant_gateway.chat import CONVERSATION_HEADER, CallRecord, ChatService, ChatStream
 from tenant_gateway.contract import Readiness
 from tenant_gateway.credentials import CredentialKeeper
 from tenant_gateway.keys import BundleSource
@@ -68,8 +68,34 @@ class GatewayMetrics:
         )
         self.chat_completions = Counter(
             "tenant_gateway_chat_completions",
-            "Chat completion requests that reached for the model endpoint, by outcome",
+            "Chat completion requests that reached for a model, by outcome",
             ["stream", "outcome"],
+            registry=self.registry,
+        )
+        self.completion_seconds = Histogram(
+            "tenant_gateway_completion_seconds",
+            "Time from a chat completion request to its last byte, by provider",
+            ["provider", "stream"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.time_to_first_token = Histogram(
+            "tenant_gateway_time_to_first_token_seconds",
+            "Time from a streamed request to its first content or tool-call fragment",
+            ["provider"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.tokens = Counter(
+            "tenant_gateway_tokens",
+            "Tokens providers reported, by provider, BYOK or platform, and kind",
+            ["provider", "byok", "kind"],
+            registry=self.registry,
+        )
+        self.upstream_errors = Counter(
+            "tenant_gateway_upstream_errors",
+            "Failed attempts to call a model provider, by provider and reason",
+            ["provider", "reason"],
             registry=self.registry,
         )
         keys = Gauge(
@@ -80,8 +106,21 @@ class GatewayMetrics:
     def observe_upstream(self, provider: str, endpoint: str, seconds: float) -> None:
         self.upstream_latency.labels(provider, endpoint).observe(seconds)
 
-    def observe_completion(self, stream: bool, outcome: str) -> None:
-        self.chat_completions.labels("true" if stream else "false", outcome).inc()
+    def observe_call(self, call: CallRecord) -> None:
+        stream = "true" if call.stream else "false"
+        self.chat_completions.labels(stream, call.outcome).inc()
+        if call.provider is None:
+            return
+        self.completion_seconds.labels(call.provider, stream).observe(call.latency)
+        if call.time_to_first_token is not None:
+            self.time_to_first_token.labels(call.provider).observe(call.time_to_first_token)
+        byok = "true" if call.byok else "false"
+        for kind, count in (("prompt", call.prompt_tokens), ("completion", call.completion_tokens)):
+            if count:
+                self.tokens.labels(call.provider, byok, kind).inc(count)
+
+    def observe_failure(self, provider: str, reason: str) -> None:
+        self.upstream_errors.labels(provider, reason).inc()
 
     async def before_send(self, message: Message, scope: Scope) -> None:
         """Count each response as its head goes out (error responses included)."""
@@ -207,7 +246,8 @@ def create_app(
     metrics = GatewayMetrics(bundles)
     models.observe = metrics.observe_upstream
     router = ModelRouter(settings, lambda: bundles.bundle, keeper, models)
-    chat = ChatService(router, store, observe=metrics.observe_completion)
+    router.observe_failure = metrics.observe_failure
+    chat = ChatService(router, store, observe=metrics.observe_call)
     ready = _Flag()
 
     def require_key(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from tenant_gateway.models import (
     AnswerStream,
     ModelList,
     ModelRouter,
+    Target,
     UpstreamUnavailable,
 )
 from tenant_gateway.settings import GatewayError
@@ -34,10 +36,30 @@ CONVERSATION_HEADER = "X-Tenantry-Conversation"
 _CONVERSATION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 _MAX_SSE_LINE = 4 * 1024 * 1024
 
-CompletionObserver = Callable[[bool, str], None]
-"""Called as ``observe(stream, outcome)`` once per chat completion request that reached the
-model endpoint (or tried to); ``outcome`` is ``ok``, ``upstream_error``, ``unreachable``,
-``broken`` (a stream cut off by the model endpoint) or ``disconnected`` (by the client)."""
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """What one chat completion request cost and how it ended, once it has ended."""
+
+    stream: bool
+    outcome: str
+    """``ok``, ``upstream_error``, ``unreachable``, ``broken`` (a stream cut off by the
+    provider) or ``disconnected`` (by the client)."""
+    model: str
+    """The model as the client asked for it."""
+    provider: str | None
+    """The provider kind that answered (None when none could be reached)."""
+    byok: bool
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    latency: float
+    """Seconds from the request to its last byte."""
+    time_to_first_token: float | None
+    """Seconds to the first streamed content or tool-call fragment."""
+
+
+CallObserver = Callable[[CallRecord], None]
+"""Told every :class:`CallRecord`; the app feeds its metrics with it."""
 
 
 class BadRequest(GatewayError):
@@ -92,16 +114,29 @@ class _Choice(msgspec.Struct):
     message: Message | None = None
 
 
+class _Usage(msgspec.Struct):
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
 class _Completion(msgspec.Struct):
     choices: list[_Choice] = msgspec.field(default_factory=list)
+    usage: _Usage | None = None
+
+
+def _read_completion(content: bytes) -> _Completion:
+    try:
+        return msgspec.json.decode(content, type=_Completion)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return _Completion()
 
 
 def completion_message(content: bytes) -> Message | None:
     """The assistant message of a (non-streaming) completion body, if it has one."""
-    try:
-        completion = msgspec.json.decode(content, type=_Completion)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return None
+    return _first_message(_read_completion(content))
+
+
+def _first_message(completion: _Completion) -> Message | None:
     for choice in completion.choices:
         if choice.index == 0 and choice.message is not None:
             return choice.message
@@ -133,6 +168,7 @@ class _ChunkChoice(msgspec.Struct):
 
 class _Chunk(msgspec.Struct):
     choices: list[_ChunkChoice] = msgspec.field(default_factory=list)
+    usage: _Usage | None = None
 
 
 class ReplyAssembler:
@@ -152,6 +188,9 @@ class ReplyAssembler:
         self.chunks = 0
         self.done = False
         self.overflowed = False
+        self.tokens_seen = False
+        """Whether a content or tool-call fragment has arrived (the first token)."""
+        self.usage: _Usage | None = None
 
     def feed(self, data: bytes) -> bool:
         """Take the next bytes of the stream; True once ``[DONE]`` has been seen."""
@@ -203,6 +242,8 @@ class ReplyAssembler:
         except (msgspec.DecodeError, msgspec.ValidationError):
             return
         self.chunks += 1
+        if chunk.usage is not None:
+            self.usage = chunk.usage
         for choice in chunk.choices:
             if choice.index != 0 or choice.delta is None:
                 continue
@@ -211,8 +252,10 @@ class ReplyAssembler:
                 self._role = delta.role
             if delta.content:
                 self._content.append(delta.content)
+                self.tokens_seen = True
             for call in delta.tool_calls or ():
                 self._tool_call(call)
+                self.tokens_seen = True
 
     def _tool_call(self, delta: _ToolCallDelta) -> None:
         call = self._tool_calls.setdefault(
@@ -273,6 +316,35 @@ def _failure(exc: GatewayError) -> str:
     return "unreachable" if isinstance(exc, UpstreamUnavailable) else "upstream_error"
 
 
+class _Call:
+    """A request in flight: when it started, who answers it; becomes a :class:`CallRecord`."""
+
+    __slots__ = ("first_token", "model", "started", "stream", "target")
+
+    def __init__(self, model: str, stream: bool) -> None:
+        self.model = model
+        self.stream = stream
+        self.started = time.perf_counter()
+        self.target: Target | None = None
+        self.first_token: float | None = None
+
+    def record(self, outcome: str, usage: _Usage | None = None) -> CallRecord:
+        target = self.target
+        return CallRecord(
+            stream=self.stream,
+            outcome=outcome,
+            model=self.model,
+            provider=None if target is None else target.provider.kind,
+            byok=target is not None and target.byok,
+            prompt_tokens=None if usage is None else usage.prompt_tokens,
+            completion_tokens=None if usage is None else usage.completion_tokens,
+            latency=time.perf_counter() - self.started,
+            time_to_first_token=(
+                None if self.first_token is None else self.first_token - self.started
+            ),
+        )
+
+
 class ChatService:
     """What ``/v1/chat/completions`` and ``/v1/models`` do, without the HTTP framework."""
 
@@ -281,15 +353,15 @@ class ChatService:
         router: ModelRouter,
         store: ConversationStore,
         *,
-        observe: CompletionObserver | None = None,
+        observe: CallObserver | None = None,
     ) -> None:
         self.router = router
         self.store = store
         self._observe = observe
 
-    def _count(self, stream: bool, outcome: str) -> None:
+    def _done(self, call: _Call, outcome: str, usage: _Usage | None = None) -> None:
         if self._observe is not None:
-            self._observe(stream, outcome)
+            self._observe(call.record(outcome, usage))
 
     async def list_models(self) -> ModelList:
         return await self.router.list_models()
@@ -298,17 +370,19 @@ class ChatService:
         """Answer one chat completion request (``conversation``: the client's header)."""
         request = parse_chat_request(body)
         conversation_id_ = conversation_id(conversation)
+        call = _Call(request.model, bool(request.stream))
         if request.stream:
-            return await self._stream(body, request.model, conversation_id_, request.messages)
+            return await self._stream(body, call, conversation_id_, request.messages)
         try:
-            reply, _target = await self.router.complete(body, request.model)
+            reply, call.target = await self.router.complete(body, request.model)
         except GatewayError as exc:
-            self._count(False, _failure(exc))
+            self._done(call, _failure(exc))
             raise
-        message = completion_message(reply.content)
+        completion = _read_completion(reply.content)
+        message = _first_message(completion)
         if message is not None:
             await self._remember(conversation_id_, request.messages, message)
-        self._count(False, "ok")
+        self._done(call, "ok", completion.usage)
         return ChatReply(
             conversation_id=conversation_id_,
             status=reply.status,
@@ -317,17 +391,17 @@ class ChatService:
         )
 
     async def _stream(
-        self, body: bytes, model: str, conversation_id: str, messages: list[Message]
+        self, body: bytes, call: _Call, conversation_id: str, messages: list[Message]
     ) -> ChatStream:
         try:
-            upstream, _target = await self.router.stream(body, model)
+            upstream, call.target = await self.router.stream(body, call.model)
         except GatewayError as exc:
-            self._count(True, _failure(exc))
+            self._done(call, _failure(exc))
             raise
         return ChatStream(
             conversation_id=conversation_id,
             content_type=upstream.content_type,
-            chunks=self._relay(upstream, conversation_id, messages),
+            chunks=self._relay(upstream, call, conversation_id, messages),
         )
 
     async def _remember(
@@ -340,7 +414,11 @@ class ChatService:
             log.error("conversation not stored: %s", exc.detail)
 
     async def _relay(
-        self, upstream: AnswerStream, conversation_id: str, messages: list[Message]
+        self,
+        upstream: AnswerStream,
+        call: _Call,
+        conversation_id: str,
+        messages: list[Message],
     ) -> AsyncIterator[bytes]:
         assembler = ReplyAssembler()
         stored = False
@@ -351,6 +429,8 @@ class ChatService:
                     if assembler.feed(chunk) and not stored:
                         stored = True
                         await self._remember(conversation_id, messages, assembler.message())
+                    if call.first_token is None and assembler.tokens_seen:
+                        call.first_token = time.perf_counter()
                     yield chunk
             except UpstreamUnavailable as exc:
                 outcome = "broken"
@@ -365,4 +445,4 @@ class ChatService:
             outcome = "ok"
         finally:
             await upstream.aclose()
-            self._count(True, outcome)
+            self._done(call, outcome, assembler.usage)

@@ -32,7 +32,10 @@ from tenant_gateway.models.errors import (
     NoModelConfigured,
     ProvidersCoolingDown,
     UnknownModel,
+    UpstreamBadAnswer,
     UpstreamError,
+    UpstreamFailed,
+    UpstreamUnavailable,
 )
 from tenant_gateway.models.providers import (
     BYOK_PROVIDERS,
@@ -79,6 +82,17 @@ class Target:
     def key(self) -> str:
         """Identifies the provider for cooldowns: its kind and base URL."""
         return f"{self.provider.kind} {self.provider.base_url}"
+
+
+def failure_reason(exc: UpstreamError) -> str:
+    """A low-cardinality name for what went wrong, for metrics."""
+    if isinstance(exc, UpstreamFailed):
+        if exc.status == 429:
+            return "rate_limited"
+        return "server_error" if exc.status >= 500 else "client_error"
+    if isinstance(exc, UpstreamUnavailable):
+        return "unreachable"
+    return "bad_answer" if isinstance(exc, UpstreamBadAnswer) else "error"
 
 
 class Cooldowns:
@@ -137,6 +151,8 @@ class ModelRouter:
         self._sleep = sleep
         self.cooldowns = Cooldowns(settings.cooldown_failures, settings.cooldown_seconds, clock)
         self._listings: dict[str, tuple[float, list[ModelCard]]] = {}
+        self.observe_failure: Callable[[str, str], None] | None = None
+        """Told ``(provider kind, reason)`` of every failed attempt; feeds the metrics."""
 
     # -- names ----------------------------------------------------------------------------
 
@@ -238,6 +254,8 @@ class ModelRouter:
             try:
                 result = await call(target)
             except UpstreamError as exc:
+                if self.observe_failure is not None:
+                    self.observe_failure(target.provider.kind, failure_reason(exc))
                 wait = self._retry_wait(exc, attempt)
                 if wait is None:
                     if exc.retryable:

@@ -471,3 +471,34 @@ def test_two_apps_live_in_one_process(gateway_factory: GatewayFactory) -> None:
         for gw in (one, two):
             response = httpx.get(f"{gw.url}/readyz", timeout=10)
             assert response.status_code == 200
+
+
+async def test_metrics_count_tokens_time_to_first_token_and_failures_by_provider(
+    gateway: Gateway, upstream: OpenAIUpstream
+) -> None:
+    async with gateway.client() as client:
+        plain = await client.post("/v1/chat/completions", json=CHAT_BODY)
+        assert plain.status_code == 200
+        usage = plain.json()["usage"]
+        streamed = {**CHAT_BODY, "stream": True, "stream_options": {"include_usage": True}}
+        async with client.stream("POST", "/v1/chat/completions", json=streamed) as response:
+            assert response.status_code == 200
+            _ = [line async for line in response.aiter_lines()]
+        upstream.failures = [(500, None)] * 3
+        failed = await client.post("/v1/chat/completions", json=CHAT_BODY)
+        assert failed.status_code == 500
+        text = (await client.get("/metrics")).text
+
+    def value(sample: str) -> float:
+        [line] = [x for x in text.splitlines() if x.startswith(sample + " ")]
+        return float(line.rsplit(" ", 1)[1])
+
+    prompt = 'tenant_gateway_tokens_total{byok="false",kind="prompt",provider="platform"}'
+    completion = 'tenant_gateway_tokens_total{byok="false",kind="completion",provider="platform"}'
+    assert value(prompt) == 2 * usage["prompt_tokens"], "both answers' prompt tokens"
+    assert value(completion) == 2 * usage["completion_tokens"]
+    assert value('tenant_gateway_time_to_first_token_seconds_count{provider="platform"}') == 1
+    assert value('tenant_gateway_completion_seconds_count{provider="platform",stream="true"}') == 1
+    assert value('tenant_gateway_completion_seconds_count{provider="platform",stream="false"}') == 1
+    errors = 'tenant_gateway_upstream_errors_total{provider="platform",reason="server_error"}'
+    assert value(errors) == 3, "the first attempt and its two retries"
