@@ -21,9 +21,11 @@ from control_plane.api.authz import authorize, tenant_id_of
 from control_plane.api.credentials import CredentialController
 from control_plane.api.internal import unseal_gateway
 from control_plane.api.members import InvitationController, MemberController, accept_invitation
+from control_plane.api.models import ModelCatalogController, tenant_models
 from control_plane.api.ops import MetricsController, healthz, readyz
 from control_plane.api.problems import EXCEPTION_HANDLERS
 from control_plane.api.tenants import GatewayKeyController, TenantController
+from control_plane.catalog.service import ModelCatalog
 from control_plane.db import migrate
 from control_plane.db.engine import Database
 from control_plane.identity.access_tokens import AccessTokens, load_or_create_jwt_keys
@@ -47,6 +49,7 @@ from control_plane.settings import Settings
 from control_plane.tenants.events import EventSignal
 from control_plane.tenants.keys import GatewayKeyService
 from control_plane.tenants.lifecycle import TenantLifecycle
+from control_plane.tenants.schemas import PLANS
 from control_plane.tenants.service import TenantService
 from control_plane.vault.loading import load_vault_keys
 from control_plane.vault.providers import provider_bases_from_env
@@ -74,6 +77,7 @@ STATE_DEPENDENCIES = (
     "users",
     "sessions",
     "api_tokens",
+    "catalog",
 )
 """Services handlers receive by name (``NamedDependency``), from the app's state."""
 
@@ -134,10 +138,12 @@ def create_app(
         bases=bases,
         ring_file=None if settings.kek else settings.kek_file,
     )
+    catalog = ModelCatalog(db, plans=PLANS)
     reconciler = TenantReconciler(
         lifecycle,
         runtime,
         vault=vault,
+        catalog=catalog,
         platform_models_url=settings.platform_models_url,
         provider_bases={"openai": bases.openai, "anthropic": bases.anthropic},
         control_plane_url=settings.internal_url,
@@ -164,6 +170,7 @@ def create_app(
         RedisThrottle(redis_client, limits) if redis_client is not None else MemoryThrottle(limits)
     )
     vault.on_change = reconciler.notify
+    catalog.on_change = reconciler.notify_every_tenant
     services: dict[str, Any] = {
         "settings": settings,
         "db": db,
@@ -186,6 +193,7 @@ def create_app(
         "api_tokens": api_tokens,
         "members": MembershipService(db, keys.digests),
         "audit_log": AuditLog(db),
+        "catalog": catalog,
     }
 
     @asynccontextmanager
@@ -232,6 +240,8 @@ def create_app(
             InvitationController,
             accept_invitation,
             AuditController,
+            ModelCatalogController,
+            tenant_models,
             unseal_gateway,
             healthz,
             readyz,

@@ -38,9 +38,15 @@ def _tenantry_error(request: Request[Any, Any, Any], exc: TenantryError) -> Resp
     return response
 
 
+def _located(error: dict[str, Any]) -> str:
+    """The message, naming the field when it is one (not the body as a whole)."""
+    key, message = error.get("key"), str(error.get("message"))
+    return f"{key}: {message}" if key and key != "data" else message
+
+
 def _validation_error(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
     errors = exc.extra if isinstance(exc.extra, list) else []
-    messages = [str(e.get("message")) for e in errors if isinstance(e, dict) and e.get("message")]
+    messages = [_located(e) for e in errors if isinstance(e, dict) and e.get("message")]
     detail = "; ".join(messages) or exc.detail
     return problem(
         400,

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
@@ -269,3 +270,25 @@ class AuditRow(Base):
     # No INSERT … RETURNING: on PostgreSQL, returning a row the transaction may not read
     # (an installation-wide entry outside platform mode) would be refused by row security.
     __table_args__ = {"implicit_returning": False}
+
+
+class PlatformModelRow(Base):
+    """A model of the platform's fleet in the catalog: installation-wide, not tenant-owned.
+
+    Prices are integers: millionths of a US dollar per million tokens (``150000`` is
+    $0.15 per million)."""
+
+    __tablename__ = "platform_models"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    base_url: Mapped[str] = mapped_column(String(2048))
+    served_model_name: Mapped[str | None] = mapped_column(String(256))
+    context_length: Mapped[int | None] = mapped_column(Integer)
+    input_price_micros: Mapped[int] = mapped_column(BigInteger, default=0)
+    output_price_micros: Mapped[int] = mapped_column(BigInteger, default=0)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    plans: Mapped[list[str]] = mapped_column(JSON, default=list)
+    """The plans that may use it; empty: every plan."""
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -5,7 +5,7 @@ rights come from who they are:
 
 * a **platform admin** (a user with ``platform_admin``, or an admin token) holds every scope
   on every tenant, and the installation-wide ones (``tenants:create``, ``users:admin``,
-  ``audit:read`` across tenants);
+  ``models:read``, ``models:write``, ``audit:read`` across tenants);
 * any other **user** holds, in each tenant they belong to, the scopes of their role there
   (:data:`ROLE_SCOPES`), and nothing in other tenants;
 * an **API token** holds the scopes written into it, each optionally narrowed to one tenant
@@ -44,9 +44,11 @@ SCOPES: Mapping[str, str] = {
     "members:admin": "invite, change and remove members",
     "audit:read": "read the audit log",
     "users:admin": "create and manage user accounts (platform)",
+    "models:read": "list the platform's model catalog (platform)",
+    "models:write": "register, change and remove platform models (platform)",
 }
 
-PLATFORM_SCOPES = frozenset({"tenants:create", "users:admin"})
+PLATFORM_SCOPES = frozenset({"tenants:create", "users:admin", "models:read", "models:write"})
 """Scopes that exist only installation-wide: no tenant role grants them."""
 
 _MEMBER = frozenset({"tenants:read", "members:read", "gateway-keys:read"})

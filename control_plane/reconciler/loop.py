@@ -8,13 +8,14 @@ import logging
 import time
 from typing import Any
 
+from control_plane.catalog.service import ModelCatalog
 from control_plane.reconciler import metrics
 from control_plane.reconciler.decisions import Action, announces_start, decide, retry_delay
 from control_plane.runtime.base import GatewaySpec, Runtime, RuntimeFailure
 from control_plane.tenants.lifecycle import TenantLifecycle, TenantSnapshot
 from control_plane.tenants.states import TenantState
 from control_plane.vault.service import CredentialVault
-from tenant_gateway.contract import GatewayBundle, SealedCredential
+from tenant_gateway.contract import GatewayBundle, PlatformModel, SealedCredential
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,7 @@ class TenantReconciler:
         *,
         platform_models_url: str | None,
         vault: CredentialVault,
+        catalog: ModelCatalog,
         provider_bases: dict[str, str] | None = None,
         control_plane_url: str | None = None,
         concurrency: int = 16,
@@ -38,6 +40,7 @@ class TenantReconciler:
         self.provider_bases = dict(provider_bases or {})
         """Where gateways reach BYOK providers (``openai``, ``anthropic``)."""
         self.vault = vault
+        self.catalog = catalog
         self.control_plane_url = control_plane_url
         self.concurrency = concurrency
         self.resync_interval = resync_interval
@@ -83,6 +86,12 @@ class TenantReconciler:
         elif tenant_id not in self._queued:
             self._queued.add(tenant_id)
             self._queue.put_nowait(tenant_id)
+
+    async def notify_every_tenant(self) -> None:
+        """Ask for a pass of every tenant: something all their bundles hold (the model
+        catalog) changed. Tenants with nothing to do settle without an event."""
+        for tenant_id in await self.lifecycle.live_ids():
+            self.notify(tenant_id)
 
     # -- loop ------------------------------------------------------------------------------
 
@@ -183,7 +192,10 @@ class TenantReconciler:
         started = time.perf_counter()
         credentials = await self.vault.sealed_credentials(tenant.id)
         identity = await self.vault.gateway_identity(tenant.id)
-        status = await self.runtime.ensure_running(self._spec(tenant, credentials, identity))
+        models = await self.catalog.for_gateway(tenant.plan)
+        status = await self.runtime.ensure_running(
+            self._spec(tenant, credentials, identity, models)
+        )
         if not status.adopted and tenant.state != TenantState.RUNNING:
             metrics.PROVISION_SECONDS.observe(time.perf_counter() - started)
         if status.adopted:
@@ -228,6 +240,7 @@ class TenantReconciler:
         tenant: TenantSnapshot,
         credentials: list[SealedCredential],
         identity_token: str | None,
+        platform_models: list[PlatformModel],
     ) -> GatewaySpec:
         return GatewaySpec(
             tenant_id=tenant.id,
@@ -242,6 +255,7 @@ class TenantReconciler:
                 platform_models_url=self.platform_models_url,
                 credentials=credentials,
                 control_plane_url=self.control_plane_url,
+                platform_models=platform_models,
                 provider_bases=self.provider_bases,
             ),
         )
