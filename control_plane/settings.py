@@ -48,7 +48,9 @@ class KubernetesRuntimeSettings:
     """``TENANTRY_KUBERNETES_NAMESPACE``: where Tenant resources and bundle Secrets go."""
     namespace_per_tenant: bool = False
     """``TENANTRY_KUBERNETES_NAMESPACE_PER_TENANT``: one namespace per tenant instead,
-    named ``<namespace>-<slug>`` (the namespaces must exist or be creatable)."""
+    named ``<namespace>-<slug>``, made by the control plane (labelled with the installation
+    and the tenant) unless it exists, and deleted with the tenant if it made it and the
+    tenant's volume is not retained (a retained volume lives in it)."""
     gateway_image: str = "tenantry/tenant-gateway:0.1.0"
     """``TENANTRY_GATEWAY_IMAGE``: the image of every tenant's gateway pod."""
     installation: str = "tenantry"

@@ -4,7 +4,9 @@ Two per tenant, both server-side-applied by :mod:`control_plane.runtime.kubernet
 the ``Tenant`` custom resource (``tenants.tenantry.dev/v1alpha1``, reconciled into a pod,
 volume, service and network policy by the operator) and the Secret holding the gateway's
 sealed bundle (ciphertexts and digests only) and its identity token, mounted read-only into
-the gateway pod. Everything else is the operator's.
+the gateway pod. With a namespace per tenant, a third: the tenant's Namespace, labelled with
+the installation and the tenant, so that only a namespace made for that tenant is ever
+deleted with it. Everything else is the operator's.
 """
 
 from __future__ import annotations
@@ -18,13 +20,24 @@ from operators.tenant.spec import GROUP, KIND, PLURAL, VERSION, Storage, TenantS
 from operators.tenant.spec import tenant_resource as operator_tenant_resource
 from tenant_gateway.contract import BUNDLE_FILE, IDENTITY_FILE, GatewayBundle
 
-__all__ = ["GROUP", "KIND", "PLURAL", "VERSION", "bundle_secret", "tenant_resource"]
+__all__ = [
+    "GROUP",
+    "KIND",
+    "PLURAL",
+    "VERSION",
+    "bundle_secret",
+    "tenant_namespace",
+    "tenant_resource",
+]
 
 FIELD_MANAGER = "tenantry-control-plane"
 
 LABEL_INSTALLATION = "tenantry.dev/installation"
 LABEL_TENANT_ID = "tenantry.dev/tenant-id"
 LABEL_SLUG = "tenantry.dev/slug"
+
+DEFAULT_RETAIN_POLICY = Storage().retain_policy
+"""The retain policy of a Tenant whose spec names none."""
 
 
 def tenant_name(tenant_id: str) -> str:
@@ -43,6 +56,22 @@ def labels(installation: str, tenant_id: str, slug: str) -> dict[str, str]:
         LABEL_TENANT_ID: tenant_id,
         LABEL_SLUG: slug,
         "app.kubernetes.io/managed-by": "tenantry",
+    }
+
+
+def tenant_namespace(*, name: str, installation: str, tenant_id: str, slug: str) -> dict[str, Any]:
+    """The tenant's own namespace; its gateway runs under the restricted pod security level,
+    as in the chart's shared tenants namespace."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": name,
+            "labels": {
+                **labels(installation, tenant_id, slug),
+                "pod-security.kubernetes.io/enforce": "restricted",
+            },
+        },
     }
 
 

@@ -1,12 +1,12 @@
 """The Kubernetes runtime: a ``Tenant`` resource per tenant, reconciled by the operator.
 
 The control plane server-side-applies two objects per tenant (see :mod:`.resources`) with
-the official ``kubernetes`` client, in worker threads so the event loop never blocks, and
-reads the Tenant's status back: ``Running`` with an endpoint is a running gateway, ``Failed``
-a failure whose message the reconciler records. A background observer turns status changes
-of running tenants into the same gateway events the local runtime reports
-(``gateway.crashed`` when a running tenant turns Degraded or Failed, ``gateway.restarted``
-when it is Ready again).
+the official ``kubernetes`` client, in worker threads so the event loop never blocks; with a
+namespace per tenant it first creates the tenant's namespace. It learns what became of them
+by watching the installation's Tenants (:mod:`.watch`, a thread that hands each change to the
+loop): ``Running`` with an endpoint is a running gateway, ``Failed`` a failure whose message
+the reconciler records. Changes to tenants it runs become gateway events (see
+:mod:`.sightings`).
 
 Applying is "patch, else create": a real API server creates on an apply-patch, and an
 emulator that does not still gets the object.
@@ -28,7 +28,14 @@ from control_plane.runtime.base import (
     GatewayStatus,
     RuntimeFailure,
 )
-from control_plane.runtime.kubernetes import resources
+from control_plane.runtime.kubernetes import resources, sightings
+from control_plane.runtime.kubernetes.watch import (
+    Changed,
+    Listed,
+    Observation,
+    TenantWatch,
+    WatchTimings,
+)
 from control_plane.settings import KubernetesRuntimeSettings
 
 log = logging.getLogger(__name__)
@@ -52,8 +59,7 @@ class KubernetesRuntime:
         api_client: k8s.ApiClient,
         *,
         platform_models_url: str | None = None,
-        poll_interval: float = 0.5,
-        observe_interval: float = 5.0,
+        watch_timings: WatchTimings | None = None,
     ) -> None:
         self.config = config
         self.api_client = api_client
@@ -62,11 +68,13 @@ class KubernetesRuntime:
         self.custom: Any = k8s.CustomObjectsApi(api_client)
         self.core: Any = k8s.CoreV1Api(api_client)
         self.platform_models_url = platform_models_url
-        self.poll_interval = poll_interval
-        self.observe_interval = observe_interval
+        self.watch_timings = watch_timings or WatchTimings()
         self._namespaces: dict[str, str] = {}
         self._phases: dict[str, str] = {}
+        """The last phase of each tenant this control plane runs (the ones it reports on)."""
+        self._sightings = sightings.TenantSightings()
         self._listener: GatewayListener = _no_listener
+        self._watch: TenantWatch | None = None
         self._observer: asyncio.Task[None] | None = None
 
     # -- placement --------------------------------------------------------------------------
@@ -90,10 +98,20 @@ class KubernetesRuntime:
 
     async def start(self, listener: GatewayListener) -> None:
         self._listener = listener
-        self._observer = asyncio.create_task(self._observe(), name="kubernetes-tenant-observer")
+        self._watching()
 
     async def ensure_running(self, spec: GatewaySpec) -> GatewayStatus:
+        self._watching()
         namespace = self.namespace_for(spec.slug)
+        if self.config.namespace_per_tenant:
+            await self._create_namespace(
+                resources.tenant_namespace(
+                    name=namespace,
+                    installation=self.config.installation,
+                    tenant_id=spec.tenant_id,
+                    slug=spec.slug,
+                )
+            )
         self._namespaces[spec.tenant_id] = namespace
         await self._apply_secret(
             resources.bundle_secret(
@@ -133,6 +151,8 @@ class KubernetesRuntime:
         self._phases.pop(tenant_id, None)
         if namespace is None:
             return
+        self._watching()
+        tenant = await self._get_tenant(tenant_id, namespace)
         await self._delete(
             self.custom.delete_namespaced_custom_object,
             resources.GROUP,
@@ -145,7 +165,10 @@ class KubernetesRuntime:
             self.core.delete_namespaced_secret, resources.bundle_secret_name(tenant_id), namespace
         )
         await self._await_gone(tenant_id, namespace)
+        if self.config.namespace_per_tenant and not self._keeps_volume(tenant):
+            await self._remove_namespace(tenant_id, namespace)
         self._namespaces.pop(tenant_id, None)
+        self._sightings.forget(tenant_id)
 
     async def reap(self, live_tenant_ids: set[str]) -> list[str]:
         selector = f"{resources.LABEL_INSTALLATION}={self.config.installation}"
@@ -160,6 +183,11 @@ class KubernetesRuntime:
         return reaped
 
     async def close(self) -> None:
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            patience = self.watch_timings.request_timeout + 5
+            if not await asyncio.to_thread(watch.stop, patience):
+                log.warning("the Tenant watch did not stop within %gs", patience)
         task, self._observer = self._observer, None
         if task is not None:
             task.cancel()
@@ -235,6 +263,39 @@ class KubernetesRuntime:
             except ApiException as created:
                 raise _failure("create the bundle Secret", created) from None
 
+    async def _create_namespace(self, body: dict[str, Any]) -> None:
+        """Create the tenant's namespace unless it exists; one that exists is left as it is
+        (an administrator may have made it), so it may lack this installation's labels."""
+        try:
+            await asyncio.to_thread(self.core.create_namespace, body)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise _failure("create the tenant's namespace", exc) from None
+
+    async def _remove_namespace(self, tenant_id: str, namespace: str) -> None:
+        """Delete the tenant's namespace if this installation made it for this tenant."""
+        try:
+            found = await asyncio.to_thread(self.core.read_namespace, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return
+            raise _failure("read the tenant's namespace", exc) from None
+        labels = found.metadata.labels or {}
+        if (
+            labels.get(resources.LABEL_INSTALLATION) != self.config.installation
+            or labels.get(resources.LABEL_TENANT_ID) != tenant_id
+        ):
+            return  # not made for this tenant by this installation: not ours to delete
+        await self._delete(self.core.delete_namespace, namespace)
+
+    def _keeps_volume(self, tenant: dict[str, Any] | None) -> bool:
+        """Whether the operator keeps the tenant's volume, by the Tenant's own retain policy
+        (the setting may have changed since it was applied)."""
+        if tenant is None:
+            return self.config.retain_volumes
+        storage = (tenant.get("spec") or {}).get("storage") or {}
+        return bool(storage.get("retainPolicy", resources.DEFAULT_RETAIN_POLICY) != "delete")
+
     async def _delete(self, call: Any, *args: Any) -> None:
         try:
             await asyncio.to_thread(call, *args)
@@ -259,14 +320,26 @@ class KubernetesRuntime:
         return found
 
     async def _list_tenants(self, selector: str) -> list[dict[str, Any]]:
+        """Tenants matching ``selector``: in every namespace with a namespace per tenant,
+        else only in the tenants namespace (all a namespaced Role allows)."""
         try:
-            found = await asyncio.to_thread(
-                self.custom.list_cluster_custom_object,
-                resources.GROUP,
-                resources.VERSION,
-                resources.PLURAL,
-                label_selector=selector,
-            )
+            if self.config.namespace_per_tenant:
+                found = await asyncio.to_thread(
+                    self.custom.list_cluster_custom_object,
+                    resources.GROUP,
+                    resources.VERSION,
+                    resources.PLURAL,
+                    label_selector=selector,
+                )
+            else:
+                found = await asyncio.to_thread(
+                    self.custom.list_namespaced_custom_object,
+                    resources.GROUP,
+                    resources.VERSION,
+                    self.config.namespace,
+                    resources.PLURAL,
+                    label_selector=selector,
+                )
         except ApiException as exc:
             raise _failure("list Tenant resources", exc) from None
         items: list[dict[str, Any]] = found.get("items", [])
@@ -274,83 +347,103 @@ class KubernetesRuntime:
         key, _, value = selector.partition("=")
         return [i for i in items if i.get("metadata", {}).get("labels", {}).get(key) == value]
 
-    # -- waiting and watching ---------------------------------------------------------------
+    # -- watching ---------------------------------------------------------------------------
+
+    def _watching(self) -> None:
+        """Start the watch unless it runs: at start, or at the first wait for a Tenant."""
+        if self._watch is not None:
+            return
+        loop = asyncio.get_running_loop()
+        observations: asyncio.Queue[Observation] = asyncio.Queue()
+        self._watch = TenantWatch(
+            self.custom,
+            namespace=None if self.config.namespace_per_tenant else self.config.namespace,
+            installation=self.config.installation,
+            deliver=lambda seen: _hand_over(loop, observations, seen),
+            timings=self.watch_timings,
+        )
+        self._observer = loop.create_task(
+            self._observe(observations), name="kubernetes-tenant-observer"
+        )
+        self._watch.start()
+
+    async def _observe(self, observations: asyncio.Queue[Observation]) -> None:
+        while True:
+            seen = await observations.get()
+            if isinstance(seen, Listed):
+                listed = {sightings.tenant_id_of(t): t for t in seen.tenants}
+                for gone in self._sightings.present() - listed.keys():
+                    await self._sighted(gone, None)
+                for tenant_id, found in listed.items():
+                    await self._sighted(tenant_id, found)
+            elif isinstance(seen, Changed):
+                changed = None if seen.type == "DELETED" else seen.tenant
+                await self._sighted(sightings.tenant_id_of(seen.tenant), changed)
+
+    async def _sighted(self, tenant_id: str | None, tenant: dict[str, Any] | None) -> None:
+        if tenant_id is None:
+            return
+        await self._sightings.record(tenant_id, tenant)
+        before = self._phases.get(tenant_id)
+        if before is None:
+            return  # only tenants this control plane runs and has not stopped
+        self._phases[tenant_id] = sightings.phase_of(tenant)
+        event = sightings.gateway_event(before, tenant)
+        if event is None:
+            return
+        try:
+            await self._listener(tenant_id, *event)
+        except Exception:
+            # The reconciler's trouble must not end the observer.
+            log.exception("handling %s of tenant %s failed", event[0], tenant_id)
 
     async def _await_running(self, tenant_id: str, namespace: str) -> dict[str, Any]:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.config.ready_timeout
-        last = "no status yet"
+        deadline = asyncio.get_running_loop().time() + self.config.ready_timeout
+        after = self._sightings.number(tenant_id)
+        body = await self._get_tenant(tenant_id, namespace)
         while True:
-            body = await self._get_tenant(tenant_id, namespace)
             if body is None:
                 raise RuntimeFailure("the Tenant resource vanished while starting")
             status: dict[str, Any] = body.get("status") or {}
             phase = status.get("phase")
-            current = _observed(body)
+            current = sightings.describes_spec(body)
             if phase == "Running" and status.get("endpoint") and current:
                 return status
             if phase == "Failed" and current:
                 reason = status.get("message") or "no reason given"
                 raise RuntimeFailure(f"the operator reports the gateway failed: {reason}")
-            last = f"phase {phase or 'unknown'}" + (
-                f": {status['message']}" if status.get("message") else ""
-            )
-            if loop.time() >= deadline:
+            found = await self._sightings.next(tenant_id, after, deadline)
+            if found is None:
+                last = f"phase {phase or 'unknown'}" + (
+                    f": {status['message']}" if status.get("message") else ""
+                )
                 raise RuntimeFailure(
                     f"the gateway did not become ready within {self.config.ready_timeout:g}s "
                     f"({last})"
                 )
-            await asyncio.sleep(self.poll_interval)
+            after, body = found.number, found.tenant
 
     async def _await_gone(self, tenant_id: str, namespace: str) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.config.ready_timeout
-        while await self._get_tenant(tenant_id, namespace) is not None:
-            if loop.time() >= deadline:
+        deadline = asyncio.get_running_loop().time() + self.config.ready_timeout
+        after = self._sightings.number(tenant_id)
+        body = await self._get_tenant(tenant_id, namespace)
+        while body is not None:
+            found = await self._sightings.next(tenant_id, after, deadline)
+            if found is None:
                 raise RuntimeFailure(
                     "the Tenant resource was not removed in time (is the operator running?)"
                 )
-            await asyncio.sleep(self.poll_interval)
-
-    async def _observe(self) -> None:
-        selector = f"{resources.LABEL_INSTALLATION}={self.config.installation}"
-        while True:
-            await asyncio.sleep(self.observe_interval)
-            try:
-                items = await self._list_tenants(selector)
-            except RuntimeFailure as exc:
-                log.warning("cannot observe Tenant resources: %s", exc.reason)
-                continue
-            for item in items:
-                await self._notice(item)
-
-    async def _notice(self, item: dict[str, Any]) -> None:
-        tenant_id = item["metadata"].get("labels", {}).get(resources.LABEL_TENANT_ID)
-        if tenant_id is None or tenant_id not in self._phases:
-            return  # only tenants this control plane started and has not stopped
-        status = item.get("status") or {}
-        phase = str(status.get("phase") or "")
-        before = self._phases[tenant_id]
-        if phase == before:
-            return
-        self._phases[tenant_id] = phase
-        message = str(status.get("message") or phase)
-        if before == "Running" and phase in ("Failed", "Degraded", "Provisioning"):
-            await self._listener(tenant_id, "gateway.crashed", message, {"phase": phase})
-        elif phase == "Running":
-            await self._listener(
-                tenant_id,
-                "gateway.restarted",
-                "gateway ready again",
-                {"endpoint": status.get("endpoint")},
-            )
+            after, body = found.number, found.tenant
 
 
-def _observed(body: dict[str, Any]) -> bool:
-    """Whether the status describes the current spec (where the server keeps generations)."""
-    generation = body.get("metadata", {}).get("generation")
-    observed = (body.get("status") or {}).get("observedGeneration")
-    return generation is None or observed is None or observed >= generation
+def _hand_over(
+    loop: asyncio.AbstractEventLoop,
+    observations: asyncio.Queue[Observation],
+    seen: Observation,
+) -> None:
+    """From the watch's thread onto the loop's queue (dropped once the loop is closed)."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(observations.put_nowait, seen)
 
 
 def api_client_from_environment() -> k8s.ApiClient:

@@ -234,9 +234,12 @@ def test_a_namespace_per_tenant_widens_the_control_planes_rights_to_the_cluster(
     assert not rendered.of_kind("Role")
     assert not rendered.of_kind("Namespace"), "tenant namespaces are made per tenant"
     role = rendered.one("ClusterRole", CONTROL_PLANE)
-    assert {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "create"]} in (
-        role["rules"]
-    )
+    namespaces = {
+        "apiGroups": [""],
+        "resources": ["namespaces"],
+        "verbs": ["get", "create", "delete"],
+    }
+    assert namespaces in role["rules"]
     binding = rendered.one("ClusterRoleBinding", CONTROL_PLANE)
     assert binding["roleRef"] == {
         "apiGroup": "rbac.authorization.k8s.io",
@@ -287,11 +290,11 @@ def test_control_plane_may_manage_tenants_and_secrets_only_in_the_tenants_namesp
         for group in rule["apiGroups"]
         for resource in rule["resources"]
     }
-    manage = {"get", "list", "watch", "create", "update", "patch", "delete"}
+    # What the runtime calls, no more: apply (patch, else create), read, list and watch
+    # Tenants (status included), delete; Secrets are written and deleted, never read back.
     assert grants == {
-        ("tenantry.dev", "tenants"): manage,
-        ("tenantry.dev", "tenants/status"): {"get", "list", "watch"},
-        ("", "secrets"): manage,
+        ("tenantry.dev", "tenants"): {"get", "list", "watch", "create", "patch", "delete"},
+        ("", "secrets"): {"create", "patch", "delete"},
     }
     binding = rendered.one("RoleBinding", CONTROL_PLANE)
     assert binding["roleRef"]["name"] == CONTROL_PLANE
@@ -418,7 +421,8 @@ def test_control_plane_accepts_gateways_from_the_tenants_namespace(
     } in rule["from"]
     per_tenant = render(tenantry_chart, {"tenants": {"namespacePerTenant": True}})
     [rule] = per_tenant.one("NetworkPolicy", CONTROL_PLANE)["spec"]["ingress"]
-    assert {"namespaceSelector": {}, "podSelector": {"matchLabels": gateways}} in rule["from"]
+    ours = {"matchLabels": {"tenantry.dev/installation": "tenantry"}}
+    assert {"namespaceSelector": ours, "podSelector": {"matchLabels": gateways}} in rule["from"]
     assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
     assert policy["policyTypes"] == ["Ingress", "Egress"]
 

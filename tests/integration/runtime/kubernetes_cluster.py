@@ -4,10 +4,13 @@ real ``kubernetes`` client pointed at it; tests play the operator through it."""
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import aiohttp.web
+import attrs
 import kmock
 import pytest
 from kubernetes import client as k8s
@@ -15,8 +18,54 @@ from kubernetes import client as k8s
 TENANTS = "tenantry.dev/v1alpha1/tenants"
 
 
+@attrs.define(kw_only=True)
+class Emulator(kmock.KubernetesEmulator):
+    """kmock's emulator plus the cluster-scoped Namespaces, which kmock 0.8 cannot serve (it
+    reads ``/api/v1/namespaces/<name>`` as a path inside a namespace): create (409 if it
+    exists), read, list and delete, as the API server answers them."""
+
+    namespaces: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+
+    async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        parts = raw_request.path.strip("/").split("/")
+        if parts[:3] != ["api", "v1", "namespaces"] or len(parts) > 4:
+            return await super().__call__(raw_request)
+        name = parts[3] if len(parts) == 4 else None
+        body = await raw_request.read()
+        return _namespace_response(self.namespaces, raw_request.method, name, body)
+
+
+def _namespace_response(
+    namespaces: dict[str, dict[str, Any]], method: str, name: str | None, body: bytes
+) -> aiohttp.web.Response:
+    if method == "POST" and name is None:
+        created: dict[str, Any] = json.loads(body)
+        name = str(created["metadata"]["name"])
+        if name in namespaces:
+            return _status(409, "AlreadyExists", f'namespaces "{name}" already exists')
+        namespaces[name] = {**created, "status": {"phase": "Active"}}
+        return aiohttp.web.json_response(namespaces[name], status=201)
+    if method == "GET" and name is None:
+        listed = {"apiVersion": "v1", "kind": "NamespaceList", "metadata": {}}
+        return aiohttp.web.json_response({**listed, "items": list(namespaces.values())})
+    if name not in namespaces:
+        return _status(404, "NotFound", f'namespaces "{name}" not found')
+    if method == "GET":
+        return aiohttp.web.json_response(namespaces[name])
+    if method == "DELETE":
+        deleted = namespaces.pop(name)
+        return aiohttp.web.json_response({**deleted, "status": {"phase": "Terminating"}})
+    return _status(405, "MethodNotAllowed", f"{method} is not served for namespaces here")
+
+
+def _status(code: int, reason: str, message: str) -> aiohttp.web.Response:
+    status = {"apiVersion": "v1", "kind": "Status", "status": "Failure", "metadata": {}}
+    body = {**status, "code": code, "reason": reason, "message": message}
+    return aiohttp.web.json_response(body, status=code)
+
+
 class Cluster:
-    def __init__(self, emulator: kmock.KubernetesEmulator, api: k8s.ApiClient) -> None:
+    def __init__(self, emulator: Emulator, api: k8s.ApiClient) -> None:
         self.emulator = emulator
         self.api = api
         self.custom: Any = k8s.CustomObjectsApi(api)
@@ -52,6 +101,20 @@ class Cluster:
             {"status": status},
         )
 
+    async def delete_tenant(self, namespace: str, name: str) -> None:
+        await asyncio.to_thread(
+            self.custom.delete_namespaced_custom_object,
+            "tenantry.dev",
+            "v1alpha1",
+            namespace,
+            "tenants",
+            name,
+        )
+
+    def tenant_requests(self, action: kmock.action) -> list[kmock.Request]:
+        """The requests of one kind (``kmock.action.LIST``, ``.WATCH``) made for Tenants."""
+        return list(self.emulator[action][kmock.resource(TENANTS)])
+
 
 def register(emulator: kmock.KubernetesEmulator) -> None:
     """The resources the control plane touches."""
@@ -63,7 +126,7 @@ def register(emulator: kmock.KubernetesEmulator) -> None:
 
 @pytest.fixture
 async def cluster() -> AsyncIterator[Cluster]:
-    async with kmock.KubernetesEmulator() as emulator, kmock.Server(emulator) as server:
+    async with Emulator() as emulator, kmock.Server(emulator) as server:
         register(emulator)
         api = k8s.ApiClient(k8s.Configuration(host=str(server.url).rstrip("/")))
         yield Cluster(emulator, api)
@@ -77,7 +140,7 @@ def threaded_cluster() -> Iterator[Cluster]:
     held: dict[str, Any] = {}
 
     async def serve() -> None:
-        async with kmock.KubernetesEmulator() as emulator, kmock.Server(emulator) as server:
+        async with Emulator() as emulator, kmock.Server(emulator) as server:
             register(emulator)
             held.update(
                 emulator=emulator,

@@ -1,7 +1,7 @@
 """The control plane with ``TENANTRY_RUNTIME=kubernetes`` against a Kubernetes API emulator:
 creating a tenant applies its Tenant resource and bundle Secret (ciphertext only), and the
-status the operator writes flows back into the tenant's state and events. The test plays
-the operator by writing that status."""
+status the operator writes flows back, through the runtime's watch, into the tenant's state
+and events. The test plays the operator by writing that status."""
 
 from __future__ import annotations
 
@@ -37,9 +37,7 @@ async def test_a_tenant_is_provisioned_through_the_operators_status(
         },
         data_dir=str(tmp_path / "data"),
     )
-    runtime = KubernetesRuntime(
-        settings.kubernetes, cluster.api, poll_interval=0.05, observe_interval=0.1
-    )
+    runtime = KubernetesRuntime(settings.kubernetes, cluster.api)
     tokens: list[str] = []
     app = create_app(settings, runtime=runtime, on_first_token=tokens.append)
     async with AsyncTestClient(app=app, timeout=30) as client:
@@ -64,14 +62,29 @@ async def test_a_tenant_is_provisioned_through_the_operators_status(
         endpoint = f"http://{name}.tenants.svc:80"
         await cluster.set_status("tenants", name, {"phase": "Running", "endpoint": endpoint})
 
-        async def running() -> dict[str, Any] | None:
+        async def in_state(state: str) -> dict[str, Any] | None:
             body: dict[str, Any] = (await client.get(f"/api/v1/tenants/{tenant['id']}")).json()
-            return body if body["state"] == "running" else None
+            return body if body["state"] == state else None
 
-        shown = await eventually(running, timeout=20, what="tenant running")
+        async def event_types() -> list[str]:
+            events = (await client.get(f"/api/v1/tenants/{tenant['id']}/events")).json()
+            return [e["type"] for e in events]
+
+        shown = await eventually(lambda: in_state("running"), timeout=20, what="tenant running")
         assert shown["endpoint"] == endpoint
-        events = (await client.get(f"/api/v1/tenants/{tenant['id']}/events")).json()
-        assert "tenant.running" in [e["type"] for e in events]
+        assert "tenant.running" in await event_types()
+
+        # The operator gives up on the gateway: the tenant fails with the operator's reason,
+        # and runs again once the operator reports it running.
+        deadline = "the rollout exceeded its progress deadline"
+        await cluster.set_status("tenants", name, {"phase": "Failed", "message": deadline})
+        failed = await eventually(lambda: in_state("failed"), timeout=20, what="tenant failed")
+        assert deadline in failed["reason"]
+        await cluster.set_status("tenants", name, {"phase": "Running", "message": "ready"})
+        await eventually(lambda: in_state("running"), timeout=20, what="tenant running again")
+        types = await event_types()
+        assert "tenant.failed" in types
+        assert "gateway.restarted" in types
 
         # The Secret carries the credential sealed, never in plaintext.
         async def secret_with_credential() -> dict[str, Any] | None:
