@@ -15,6 +15,7 @@ import logging
 import math
 from collections.abc import AsyncIterator
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -33,6 +34,7 @@ from prometheus_client import (
     generate_latest,
 )
 
+from tenant_gateway.budgets import BudgetKeeper, Ledger, LocalLedger, RedisLedger
 from tenant_gateway.chat import CONVERSATION_HEADER, CallRecord, ChatService, ChatStream
 from tenant_gateway.contract import Readiness
 from tenant_gateway.credentials import CredentialKeeper
@@ -96,6 +98,12 @@ class GatewayMetrics:
             "tenant_gateway_upstream_errors",
             "Failed attempts to call a model provider, by provider and reason",
             ["provider", "reason"],
+            registry=self.registry,
+        )
+        self.budget_refusals = Counter(
+            "tenant_gateway_budget_refusals",
+            "Calls refused because a limit of the plan was reached, by limit",
+            ["limit"],
             registry=self.registry,
         )
         keys = Gauge(
@@ -225,6 +233,15 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
 }
 
 
+def _ledger(settings: GatewaySettings, tenant_id: str, data_dir: Path) -> Ledger:
+    """Redis when the gateway has one (budgets shared by replicas), else this process."""
+    if settings.redis_url is None:
+        return LocalLedger(data_dir)
+    import redis.asyncio
+
+    return RedisLedger(redis.asyncio.from_url(settings.redis_url), tenant_id)
+
+
 class _Flag:
     __slots__ = ("value",)
 
@@ -238,6 +255,7 @@ def create_app(
     store: ConversationStore,
     models: ModelClient,
     credentials: CredentialKeeper | None = None,
+    budgets: BudgetKeeper | None = None,
 ) -> Litestar:
     """The gateway app of one tenant. Startup opens the store, starts the model client and
     the bundle watcher; shutdown undoes that."""
@@ -247,7 +265,13 @@ def create_app(
     models.observe = metrics.observe_upstream
     router = ModelRouter(settings, lambda: bundles.bundle, keeper, models)
     router.observe_failure = metrics.observe_failure
-    chat = ChatService(router, store, observe=metrics.observe_call)
+    budgets = budgets or BudgetKeeper(
+        lambda: bundles.bundle.budget,
+        _ledger(settings, bundles.tenant_id, store.path.parent),
+        allowance=settings.budget_completion_allowance,
+    )
+    budgets.observe_refusal = lambda limit: metrics.budget_refusals.labels(limit).inc()
+    chat = ChatService(router, store, budgets=budgets, observe=metrics.observe_call)
     ready = _Flag()
 
     def require_key(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
@@ -321,6 +345,7 @@ def create_app(
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
         finally:
+            await budgets.close()
             await models.close()
             await store.close()
 

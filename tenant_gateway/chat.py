@@ -18,8 +18,10 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import anyio
 import msgspec
 
+from tenant_gateway.budgets import BudgetKeeper, Reservation
 from tenant_gateway.models import (
     AnswerStream,
     ModelList,
@@ -78,6 +80,8 @@ class ChatRequest(msgspec.Struct):
     model: str
     messages: Annotated[list[Message], msgspec.Meta(min_length=1)]
     stream: bool | None = None
+    max_tokens: int | None = None
+    max_completion_tokens: int | None = None
 
 
 def parse_chat_request(body: bytes) -> ChatRequest:
@@ -319,7 +323,7 @@ def _failure(exc: GatewayError) -> str:
 class _Call:
     """A request in flight: when it started, who answers it; becomes a :class:`CallRecord`."""
 
-    __slots__ = ("first_token", "model", "started", "stream", "target")
+    __slots__ = ("first_token", "model", "reservation", "started", "stream", "target")
 
     def __init__(self, model: str, stream: bool) -> None:
         self.model = model
@@ -327,6 +331,7 @@ class _Call:
         self.started = time.perf_counter()
         self.target: Target | None = None
         self.first_token: float | None = None
+        self.reservation: Reservation | None = None
 
     def record(self, outcome: str, usage: _Usage | None = None) -> CallRecord:
         target = self.target
@@ -353,15 +358,25 @@ class ChatService:
         router: ModelRouter,
         store: ConversationStore,
         *,
+        budgets: BudgetKeeper | None = None,
         observe: CallObserver | None = None,
     ) -> None:
         self.router = router
         self.store = store
+        self.budgets = budgets
         self._observe = observe
 
-    def _done(self, call: _Call, outcome: str, usage: _Usage | None = None) -> None:
+    async def _done(self, call: _Call, outcome: str, usage: _Usage | None = None) -> None:
+        record = call.record(outcome, usage)
+        if self.budgets is not None:
+            tokens = None
+            if record.prompt_tokens is not None or record.completion_tokens is not None:
+                tokens = (record.prompt_tokens or 0) + (record.completion_tokens or 0)
+            elif record.outcome in ("upstream_error", "unreachable"):
+                tokens = 0  # refused or never reached: nothing was spent
+            await self.budgets.settle(call.reservation, tokens)
         if self._observe is not None:
-            self._observe(call.record(outcome, usage))
+            self._observe(record)
 
     async def list_models(self) -> ModelList:
         return await self.router.list_models()
@@ -371,18 +386,22 @@ class ChatService:
         request = parse_chat_request(body)
         conversation_id_ = conversation_id(conversation)
         call = _Call(request.model, bool(request.stream))
+        if self.budgets is not None:
+            call.reservation = await self.budgets.reserve(
+                request.messages, request.max_completion_tokens or request.max_tokens
+            )
         if request.stream:
             return await self._stream(body, call, conversation_id_, request.messages)
         try:
             reply, call.target = await self.router.complete(body, request.model)
         except GatewayError as exc:
-            self._done(call, _failure(exc))
+            await self._done(call, _failure(exc))
             raise
         completion = _read_completion(reply.content)
         message = _first_message(completion)
         if message is not None:
             await self._remember(conversation_id_, request.messages, message)
-        self._done(call, "ok", completion.usage)
+        await self._done(call, "ok", completion.usage)
         return ChatReply(
             conversation_id=conversation_id_,
             status=reply.status,
@@ -396,7 +415,7 @@ class ChatService:
         try:
             upstream, call.target = await self.router.stream(body, call.model)
         except GatewayError as exc:
-            self._done(call, _failure(exc))
+            await self._done(call, _failure(exc))
             raise
         return ChatStream(
             conversation_id=conversation_id,
@@ -445,4 +464,5 @@ class ChatService:
             outcome = "ok"
         finally:
             await upstream.aclose()
-            self._done(call, outcome, assembler.usage)
+            with anyio.CancelScope(shield=True):  # the client may be gone; settle anyway
+                await self._done(call, outcome, assembler.usage)

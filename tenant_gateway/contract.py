@@ -12,6 +12,10 @@ The control plane (any runtime backend) and the gateway meet only through these 
   life. A runtime that cannot take it knows a gateway for that tenant is alive.
 * ``GET /readyz`` answers :class:`Readiness`, naming the tenant, so a runtime can check a
   process it finds really is that tenant's gateway.
+* ``POST USAGE_PATH`` on the control plane, with the identity token: the gateway reports
+  what its chat completions cost as a :class:`UsageBatch` of :class:`UsageEvent`, at least
+  once each; the control plane answers a :class:`UsageReceipt` once the batch is stored and
+  counts each event id once, however often it arrives.
 
 This module imports nothing from the rest of the gateway; the control plane may import it.
 """
@@ -20,6 +24,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from datetime import datetime
+from typing import Annotated
 
 import msgspec
 
@@ -30,6 +36,9 @@ LOG_FILE = "gateway.log"
 
 IDENTITY_FILE = "identity-token"
 UNSEAL_PATH = "/internal/v1/gateways/{tenant_id}/unseal"
+USAGE_PATH = "/internal/v1/gateways/{tenant_id}/usage"
+USAGE_BATCH_MAX = 1000
+"""Most events one :class:`UsageBatch` may carry."""
 TENANT_SUSPENDED_PROBLEM = "https://tenantry.dev/problems/tenant-suspended"
 """Problem ``type`` of the control plane's 403 to an unseal while the tenant is suspended: the
 gateway then refuses model calls until an unseal succeeds again."""
@@ -72,6 +81,15 @@ class PlatformModel(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     context_length: int | None = None
 
 
+class Budget(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What the tenant's plan lets its gateway spend; None means no limit."""
+
+    monthly_tokens: int | None = None
+    monthly_requests: int | None = None
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+
+
 class GatewayBundle(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Everything a gateway is told about its tenant; never holds a plaintext secret."""
 
@@ -92,6 +110,8 @@ class GatewayBundle(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Names the tenant chose for models (``"default": "byok/openai/gpt-4o"``)."""
     model_fallbacks: dict[str, list[str]] = msgspec.field(default_factory=dict)
     """Per model name, the models tried in turn when it fails (``["platform-llama"]``)."""
+    budget: Budget | None = None
+    """The plan's budgets and rates (calendar months in UTC, minutes by the clock)."""
     provider_bases: dict[str, str] = msgspec.field(default_factory=dict)
     """Where BYOK providers are reached (``openai``: a base URL ending in ``/v1``;
     ``anthropic``: an origin); unset: the providers' own APIs."""
@@ -123,6 +143,51 @@ class UnsealResponse(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     tenant_id: str
     data_keys: dict[str, str]
+
+
+_UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+Tokens = Annotated[int, msgspec.Meta(ge=0)]
+Seconds = Annotated[float, msgspec.Meta(ge=0)]
+
+
+class UsageEvent(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What one chat completion cost and how it ended, as the gateway reports it."""
+
+    id: Annotated[str, msgspec.Meta(pattern=_UUID)]
+    """A UUID (version 7: time-ordered) made by the gateway; the event's idempotency key."""
+    tenant_id: str
+    at: datetime
+    """When the call ended (UTC)."""
+    model: Annotated[str, msgspec.Meta(max_length=256)]
+    """The model as the client asked for it."""
+    provider: Annotated[str, msgspec.Meta(max_length=64)] | None
+    """The provider kind that answered (``platform``, ``openai``, ...); None if none could
+    be reached."""
+    byok: bool
+    """True when the tenant's own provider key paid for the call, False for the platform."""
+    stream: bool
+    outcome: Annotated[str, msgspec.Meta(max_length=32)]
+    """``ok``, ``upstream_error``, ``unreachable``, ``broken`` or ``disconnected``."""
+    prompt_tokens: Tokens | None
+    completion_tokens: Tokens | None
+    """As the provider reported them; None when it reported none."""
+    latency: Seconds
+    """Seconds from the request to its last byte."""
+    time_to_first_token: Seconds | None = None
+
+
+class UsageBatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Body of ``POST USAGE_PATH``: events of the gateway's own tenant, oldest first."""
+
+    events: Annotated[list[UsageEvent], msgspec.Meta(min_length=1, max_length=USAGE_BATCH_MAX)]
+
+
+class UsageReceipt(msgspec.Struct, frozen=True):
+    """The control plane's answer: the batch is stored; ``stored`` of its ``received``
+    events were new (the others had been stored before)."""
+
+    received: int
+    stored: int
 
 
 def digest_gateway_key(value: str, key: bytes) -> str:

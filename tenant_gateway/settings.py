@@ -79,8 +79,26 @@ class GatewaySettings:
     """Failed requests in a row after which a provider rests."""
     cooldown_seconds: float = 30.0
     """How long a failing provider rests."""
+    budget_completion_allowance: int = 512
+    """Tokens a call's answer is reckoned at, before it ends, when it sets no
+    ``max_tokens``."""
+    redis_url: str | None = None
+    """``TENANTRY_GATEWAY_REDIS_URL``: budgets shared by the tenant's replicas in Redis;
+    unset: counted in this process (totals kept on the volume)."""
     shutdown_timeout: float = 5.0
     """Seconds in-flight requests get to finish after SIGTERM."""
+    usage_batch_size: int = 100
+    """``TENANTRY_GATEWAY_USAGE_BATCH_SIZE``: most usage events sent to the control plane in
+    one request (at most 1000)."""
+    usage_flush_interval: float = 1.0
+    """``TENANTRY_GATEWAY_USAGE_FLUSH_INTERVAL``: longest an event waits for its batch to
+    fill before it is sent anyway (seconds)."""
+    usage_retry_initial: float = 0.5
+    """First wait before a failed delivery is tried again (doubling each time)."""
+    usage_retry_max: float = 30.0
+    """``TENANTRY_GATEWAY_USAGE_RETRY_MAX``: longest wait between delivery attempts."""
+    usage_delivery_timeout: float = 10.0
+    """Seconds one delivery request may take before it counts as failed."""
 
 
 def _url(env: Mapping[str, str], name: str) -> str | None:
@@ -99,6 +117,15 @@ def _url(env: Mapping[str, str], name: str) -> str | None:
     return raw.rstrip("/")
 
 
+def _redis_url(env: Mapping[str, str], name: str) -> str | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    if urlsplit(raw).scheme not in ("redis", "rediss", "unix"):
+        raise SettingsError(f"{name}: expected a URL such as redis://host:6379/0")
+    return raw
+
+
 def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
     raw = env.get(name)
     if raw is None or not raw.strip():
@@ -114,4 +141,5 @@ def load_settings(env: Mapping[str, str]) -> GatewaySettings:
     return GatewaySettings(
         platform_models_url=_url(env, "TENANTRY_PLATFORM_MODELS_URL"),
         log_level=_choice(env, "TENANTRY_GATEWAY_LOG_LEVEL", LOG_LEVELS, "warning"),
+        redis_url=_redis_url(env, "TENANTRY_GATEWAY_REDIS_URL"),
     )

@@ -17,6 +17,7 @@ import pytest
 from tenant_gateway.app import create_app
 from tenant_gateway.contract import (
     BUNDLE_FILE,
+    Budget,
     GatewayBundle,
     GatewayKeyDigest,
     digest_gateway_key,
@@ -43,7 +44,12 @@ def new_key() -> str:
     return "tgk_" + secrets.token_urlsafe(32)
 
 
-def write_bundle(runtime_dir: Path, keys: list[str], platform_models_url: str | None) -> None:
+def write_bundle(
+    runtime_dir: Path,
+    keys: list[str],
+    platform_models_url: str | None,
+    budget: Budget | None = None,
+) -> None:
     """Replace ``bundle.json`` the way the control plane does: a temp file, then a rename."""
     bundle = GatewayBundle(
         tenant_id=TENANT_ID,
@@ -54,6 +60,7 @@ def write_bundle(runtime_dir: Path, keys: list[str], platform_models_url: str | 
         ],
         key_digest_key=base64.b64encode(DIGEST_KEY).decode(),
         platform_models_url=platform_models_url,
+        budget=budget,
     )
     tmp = runtime_dir / ".bundle.tmp"
     tmp.write_bytes(msgspec.json.encode(bundle))
@@ -111,13 +118,14 @@ def gateway_factory(tmp_path: Path) -> GatewayFactory:
         platform_models_url: str | None = None,
         env: dict[str, str] | None = None,
         poll_interval: float = 0.05,
+        budget: Budget | None = None,
     ) -> Iterator[Gateway]:
         n = next(counter)
         runtime_dir = tmp_path / f"run-{n}"
         data_dir = tmp_path / f"data-{n}"
         runtime_dir.mkdir()
         key = new_key()
-        write_bundle(runtime_dir, [key], platform_models_url)
+        write_bundle(runtime_dir, [key], platform_models_url, budget)
         settings = load_settings(env or {})
         bundles = BundleSource(
             runtime_dir / BUNDLE_FILE,
