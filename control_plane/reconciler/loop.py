@@ -13,6 +13,7 @@ from control_plane.reconciler import metrics
 from control_plane.reconciler.decisions import Action, announces_start, decide, retry_delay
 from control_plane.runtime.base import GatewaySpec, Runtime, RuntimeFailure
 from control_plane.tenants.lifecycle import TenantLifecycle, TenantSnapshot
+from control_plane.tenants.plans import plan_budget
 from control_plane.tenants.states import TenantState
 from control_plane.vault.service import CredentialVault
 from tenant_gateway.contract import GatewayBundle, PlatformModel, SealedCredential
@@ -257,6 +258,7 @@ class TenantReconciler:
                 control_plane_url=self.control_plane_url,
                 platform_models=platform_models,
                 provider_bases=self.provider_bases,
+                budget=plan_budget(tenant.plan),
             ),
         )
 
