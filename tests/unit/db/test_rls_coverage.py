@@ -67,4 +67,5 @@ def test_a_new_tenant_owned_table_without_a_policy_is_caught() -> None:
 def test_the_check_knows_the_tables_it_guards() -> None:
     owned = tenant_owned_tables(Base.metadata)
     assert {"tenants", "credentials", "tenant_data_keys", "audit_log", "memberships"} <= owned
-    assert not owned & {"users", "admin_tokens", "auth_sessions", "refresh_tokens", "api_tokens"}
+    installation_wide = {"users", "admin_tokens", "auth_sessions", "refresh_tokens"}
+    assert not owned & (installation_wide | {"api_tokens", "platform_models"})
