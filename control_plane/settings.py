@@ -9,6 +9,7 @@ import ipaddress
 import math
 import os
 import re
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +65,50 @@ class KubernetesRuntimeSettings:
 
 
 @dataclass(frozen=True)
+class FleetSettings:
+    """The local model fleet: vLLM as a supervised child process (``tenantry fleet serve``,
+    ``tenantry up --fleet-model``), for single-machine installs with a GPU."""
+
+    model: str | None = None
+    """``TENANTRY_FLEET_MODEL`` (``--fleet-model``, ``--model``): what vLLM loads, a Hugging
+    Face id or a local path; None: no local fleet."""
+    served_model_name: str | None = None
+    """``TENANTRY_FLEET_SERVED_MODEL_NAME``: the name tenants ask for; None: the model's."""
+    host: str = "127.0.0.1"
+    """``TENANTRY_FLEET_HOST``: where vLLM listens."""
+    port: int = 8000
+    """``TENANTRY_FLEET_PORT`` (``--fleet-port``): vLLM's port; 0 picks a free one."""
+    command: tuple[str, ...] = ("vllm",)
+    """``TENANTRY_FLEET_COMMAND``: the ``vllm`` executable (shell-quoted words), before
+    ``serve MODEL …``."""
+    extra_args: tuple[str, ...] = ()
+    """``TENANTRY_FLEET_ARGS``: more ``vllm serve`` options (shell-quoted words); options
+    after ``--`` on the command line follow them."""
+    ready_timeout: float = 1800.0
+    """``TENANTRY_FLEET_READY_TIMEOUT``: seconds vLLM has to answer ``GET /health`` with 200
+    (a first start downloads the weights) before the start counts as a crash."""
+    stop_timeout: float = 30.0
+    """``TENANTRY_FLEET_STOP_TIMEOUT``: seconds between SIGTERM and SIGKILL."""
+    max_restarts: int = 5
+    """``TENANTRY_FLEET_MAX_RESTARTS``: crashes within ``restart_window`` after which the
+    supervisor gives up."""
+    restart_window: float = 600.0
+    """``TENANTRY_FLEET_RESTART_WINDOW``: seconds a crash counts against ``max_restarts``."""
+    restart_delay: float = 2.0
+    """``TENANTRY_FLEET_RESTART_DELAY``: seconds before the first restart; each further crash
+    within the window doubles it, up to ``restart_delay_max``."""
+    restart_delay_max: float = 60.0
+    health_interval: float = 5.0
+    """Seconds between health checks of a ready vLLM."""
+    unhealthy_after: int = 3
+    """Failed health checks in a row after which a ready vLLM is restarted."""
+    probe_interval: float = 0.5
+    """Seconds between health checks while vLLM loads."""
+    progress_interval: float = 15.0
+    """Seconds between progress reports while vLLM loads."""
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path
     database_url: str
@@ -85,6 +130,7 @@ class Settings:
     """Seconds between full passes that pick up anything a notification missed."""
     local: LocalRuntimeSettings = field(default_factory=LocalRuntimeSettings)
     kubernetes: KubernetesRuntimeSettings = field(default_factory=KubernetesRuntimeSettings)
+    fleet: FleetSettings = field(default_factory=FleetSettings)
     internal_url: str | None = None
     """``TENANTRY_INTERNAL_URL``: how gateways reach this control plane (to unseal their
     credentials); ``tenantry up`` fills it in from the address it listens on."""
@@ -141,6 +187,10 @@ class Settings:
     @property
     def admin_token_file(self) -> Path:
         return self.data_dir / "admin-token"
+
+    @property
+    def fleet_dir(self) -> Path:
+        return self.data_dir / "fleet"
 
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -226,6 +276,33 @@ def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str | N
     return raw.rstrip("/")
 
 
+def _words(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return tuple(shlex.split(raw))
+    except ValueError as exc:
+        raise SettingsError(name, f"cannot split into words: {exc}") from None
+
+
+def load_fleet_settings(env: Mapping[str, str]) -> FleetSettings:
+    """The ``TENANTRY_FLEET_*`` variables."""
+    return FleetSettings(
+        model=env.get("TENANTRY_FLEET_MODEL", "").strip() or None,
+        served_model_name=env.get("TENANTRY_FLEET_SERVED_MODEL_NAME", "").strip() or None,
+        host=env.get("TENANTRY_FLEET_HOST", "").strip() or "127.0.0.1",
+        port=_int(env, "TENANTRY_FLEET_PORT", 8000, minimum=0, maximum=65535),
+        command=_words(env, "TENANTRY_FLEET_COMMAND", ("vllm",)),
+        extra_args=_words(env, "TENANTRY_FLEET_ARGS", ()),
+        ready_timeout=_number(env, "TENANTRY_FLEET_READY_TIMEOUT", 1800.0, minimum=1.0),
+        stop_timeout=_number(env, "TENANTRY_FLEET_STOP_TIMEOUT", 30.0, minimum=0.1),
+        max_restarts=_int(env, "TENANTRY_FLEET_MAX_RESTARTS", 5, minimum=1, maximum=1000),
+        restart_window=_number(env, "TENANTRY_FLEET_RESTART_WINDOW", 600.0, minimum=1.0),
+        restart_delay=_number(env, "TENANTRY_FLEET_RESTART_DELAY", 2.0, minimum=0.0),
+    )
+
+
 def normalize_database_url(url: str, variable: str = "TENANTRY_DATABASE_URL") -> str:
     """Accept ``sqlite:///…`` and ``postgresql://…`` and name the async driver we use."""
     scheme, sep, rest = url.partition("://")
@@ -291,6 +368,7 @@ def load_settings(
         else _int(env, "TENANTRY_PORT", 8080, minimum=0, maximum=65535),
         runtime="kubernetes" if runtime == "kubernetes" else "local",
         kubernetes=kubernetes,
+        fleet=load_fleet_settings(env),
         platform_models_url=_url(env, "TENANTRY_PLATFORM_MODELS_URL", ("http", "https")),
         redis_url=_url(env, "TENANTRY_REDIS_URL", ("redis", "rediss", "unix")),
         log_level=log_level,

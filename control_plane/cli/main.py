@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from control_plane.cli import login_cmd, tenants_cmd, up_cmd, users_cmd, vault_cmd
+from control_plane.cli import fleet_cmd, login_cmd, tenants_cmd, up_cmd, users_cmd, vault_cmd
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,7 +19,17 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--data-dir", help="state directory (default $TENANTRY_DATA_DIR or .tenantry)")
     up.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     up.add_argument("--port", type=int, help="port to listen on (default 8080; 0 picks one)")
-    up.set_defaults(run=up_cmd.run)
+    up.add_argument(
+        "--fleet-model",
+        metavar="MODEL",
+        help="also run vLLM with MODEL as the platform model (default $TENANTRY_FLEET_MODEL; "
+        f"needs tenantry[fleet]); {fleet_cmd.PASSTHROUGH_HELP}",
+    )
+    up.add_argument(
+        "--fleet-served-model-name", metavar="NAME", help="name tenants ask for the fleet model by"
+    )
+    up.add_argument("--fleet-port", type=int, help="vLLM's port (default 8000; 0 picks one)")
+    up.set_defaults(run=up_cmd.run, takes_vllm_options=True)
 
     gateway = commands.add_parser(
         "gateway", help="run one tenant gateway (started by the runtime)", add_help=False
@@ -39,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     operator.set_defaults(run=_run_operator)
 
+    fleet_cmd.add_parser(commands)
     tenants_cmd.add_parser(commands)
     users_cmd.add_parser(commands)
     login_cmd.add_parser(commands)
@@ -64,7 +75,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from tenant_gateway.cli import main as gateway_main
 
         return gateway_main(argv[1:])
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    argv, vllm_options = fleet_cmd.split_passthrough(argv)
+    args = parser.parse_args(argv)
+    if vllm_options and not getattr(args, "takes_vllm_options", False):
+        parser.error("options after -- are for `tenantry up` and `tenantry fleet serve`")
+    args.vllm_options = vllm_options
     code: int = args.run(args)
     return code
 

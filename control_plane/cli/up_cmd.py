@@ -15,8 +15,9 @@ import uvicorn
 import uvloop
 
 from control_plane.app import create_app
-from control_plane.cli import logs
+from control_plane.cli import fleet_cmd, logs
 from control_plane.errors import SettingsError
+from control_plane.fleet import FleetError
 from control_plane.settings import Settings, load_settings
 from control_plane.vault.errors import VaultError
 
@@ -61,6 +62,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     logs.configure(settings.log_level, settings.log_format)
     try:
+        settings, fleet = fleet_cmd.fleet_for_up(settings, args)
+    except (SettingsError, FleetError) as exc:
+        print(f"tenantry: {exc}", file=sys.stderr)
+        return 2
+    try:
         sock = _listen(settings.host, settings.port)
     except OSError as exc:
         print(f"tenantry: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr)
@@ -91,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
         )
 
     app.on_startup.append(started)
+    if fleet is not None:
+        fleet_cmd.attach(app, fleet)
     config = uvicorn.Config(
         app,
         loop="uvloop",
