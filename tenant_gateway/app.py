@@ -39,6 +39,7 @@ from tenant_gateway.chat import CONVERSATION_HEADER, CallRecord, ChatService, Ch
 from tenant_gateway.contract import Readiness
 from tenant_gateway.credentials import CredentialKeeper
 from tenant_gateway.keys import BundleSource
+from tenant_gateway.metering import USAGE_FILE, UsageMeter
 from tenant_gateway.models import ModelClient, ModelList, ModelRouter, UpstreamFailed
 from tenant_gateway.settings import PROBLEM_BASE, GatewayError, GatewaySettings
 from tenant_gateway.store import ConversationStore
@@ -256,9 +257,12 @@ def create_app(
     models: ModelClient,
     credentials: CredentialKeeper | None = None,
     budgets: BudgetKeeper | None = None,
+    meter: UsageMeter | None = None,
 ) -> Litestar:
     """The gateway app of one tenant. Startup opens the store, starts the model client and
-    the bundle watcher; shutdown undoes that."""
+    the bundle watcher; shutdown undoes that. The meter (``usage.sqlite3`` beside the
+    conversations by default) commits every chat completion's usage event before its
+    response ends, and delivers the events to the control plane."""
     keeper = credentials or CredentialKeeper(bundles.path.parent)
     bundles.listeners.append(keeper.sync)
     metrics = GatewayMetrics(bundles)
@@ -271,7 +275,13 @@ def create_app(
         allowance=settings.budget_completion_allowance,
     )
     budgets.observe_refusal = lambda limit: metrics.budget_refusals.labels(limit).inc()
-    chat = ChatService(router, store, budgets=budgets, observe=metrics.observe_call)
+    meter = meter or UsageMeter(store.path.parent / USAGE_FILE, settings)
+
+    def observe_call(call: CallRecord) -> None:
+        metrics.observe_call(call)
+        meter.observe(call)
+
+    chat = ChatService(router, store, budgets=budgets, observe=observe_call)
     ready = _Flag()
 
     def require_key(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
@@ -307,13 +317,18 @@ def create_app(
     @post("/v1/chat/completions", guards=[require_key], status_code=200)
     async def chat_completions(request: Request[Any, Any, Any]) -> Response[Any]:
         keeper.check_serving()
-        result = await chat.complete(await request.body(), request.headers.get(CONVERSATION_HEADER))
+        try:
+            result = await chat.complete(
+                await request.body(), request.headers.get(CONVERSATION_HEADER)
+            )
+        finally:
+            await meter.persisted()  # a failed call's event too, before its error goes out
         headers = {CONVERSATION_HEADER: result.conversation_id}
         if isinstance(result, ChatStream):
             headers["cache-control"] = "no-cache"
             headers["x-accel-buffering"] = "no"
             headers["content-type"] = result.content_type
-            return Stream(result.chunks, headers=headers)
+            return Stream(meter.persisting(result.chunks), headers=headers)
         return raw_response(result.content, result.status, result.content_type, headers)
 
     @contextlib.asynccontextmanager
@@ -321,7 +336,7 @@ def create_app(
         try:
             # The store opens on its own thread while the model client is made on this one.
             for outcome in await asyncio.gather(
-                store.open(), models.start(), return_exceptions=True
+                store.open(), models.start(), meter.open(), return_exceptions=True
             ):
                 if isinstance(outcome, BaseException):
                     # Kept for the process to name the cause in its last words.
@@ -331,6 +346,7 @@ def create_app(
                     raise outcome
             bundles.refresh()
             await keeper.sync(bundles.bundle)
+            meter.start(lambda: bundles.bundle, bundles.path.parent)
             watcher = asyncio.create_task(bundles.watch(), name="bundle-watcher")
             retrier = asyncio.create_task(
                 keeper.keep_trying(lambda: bundles.bundle), name="unseal-retrier"
@@ -345,6 +361,7 @@ def create_app(
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
         finally:
+            await meter.close()
             await budgets.close()
             await models.close()
             await store.close()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 PROBLEM_BASE = "https://tenantry.dev/problems/"
@@ -136,10 +136,49 @@ def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default
     return value
 
 
+def _number(
+    env: Mapping[str, str], name: str, default: float, low: float, high: float, kind: type
+) -> float:
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = kind(raw.strip())
+    except ValueError:
+        expected = "a whole number" if kind is int else "a number of seconds"
+        raise SettingsError(f"{name}={raw!r}: expected {expected}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name}={raw!r}: expected a value from {low:g} to {high:g}")
+    return float(value)
+
+
+def _usage_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    defaults = GatewaySettings
+    return {
+        "usage_batch_size": int(
+            _number(
+                env, "TENANTRY_GATEWAY_USAGE_BATCH_SIZE", defaults.usage_batch_size, 1, 1000, int
+            )
+        ),
+        "usage_flush_interval": _number(
+            env,
+            "TENANTRY_GATEWAY_USAGE_FLUSH_INTERVAL",
+            defaults.usage_flush_interval,
+            0.01,
+            3600,
+            float,
+        ),
+        "usage_retry_max": _number(
+            env, "TENANTRY_GATEWAY_USAGE_RETRY_MAX", defaults.usage_retry_max, 0.1, 3600, float
+        ),
+    }
+
+
 def load_settings(env: Mapping[str, str]) -> GatewaySettings:
     """Read the gateway's settings from ``env`` (pass ``os.environ`` in a real process)."""
     return GatewaySettings(
         platform_models_url=_url(env, "TENANTRY_PLATFORM_MODELS_URL"),
         log_level=_choice(env, "TENANTRY_GATEWAY_LOG_LEVEL", LOG_LEVELS, "warning"),
         redis_url=_redis_url(env, "TENANTRY_GATEWAY_REDIS_URL"),
+        **_usage_settings(env),
     )
