@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 
 import msgspec
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane import audit
@@ -118,6 +119,12 @@ class MembershipService:
             if await session.get(MembershipRow, (tenant_id, user.id)) is not None:
                 raise ConflictError(f"{email} is already a member; PATCH to change the role")
             row = self._join(session, tenant_id, user.id, data.role)
+            try:
+                await session.flush()
+            except IntegrityError:
+                raise ConflictError(
+                    f"{email} was just made a member; PATCH to change the role"
+                ) from None
             audit.record(
                 session, "member.add", tenant_id=tenant_id, target=user.id, role=str(data.role)
             )
@@ -202,28 +209,48 @@ class MembershipService:
     async def accept(self, token: str, user_id: str) -> MemberRead:
         """Join the invitation's tenant as ``user_id``; the token works once."""
         digest = self.digests.digest(token.strip())
+        tenant_id, invitation_id = await self._invitation_of(digest)
+        try:
+            return await self._accept_in(tenant_id, digest, user_id)
+        except PermissionDenied:
+            async with self.db.transaction(tenant=tenant_id) as session:
+                audit.record(
+                    session,
+                    "invitation.accept",
+                    tenant_id=tenant_id,
+                    target=invitation_id,
+                    outcome="denied",
+                )
+            raise
+        except IntegrityError:
+            # Another invitation of the same person to the same tenant was accepted at the
+            # same moment and made the membership; this one now finds it and may raise the role.
+            return await self._accept_in(tenant_id, digest, user_id)
+
+    async def _invitation_of(self, digest: str) -> tuple[str, str]:
+        """(tenant id, invitation id) of the invitation whose token has ``digest``."""
         async with self.db.transaction(platform="accept invitation: find its tenant") as session:
-            found = await session.scalar(
-                select(InvitationRow.tenant_id).where(InvitationRow.digest == digest)
-            )
+            found = (
+                await session.execute(
+                    select(InvitationRow.tenant_id, InvitationRow.id).where(
+                        InvitationRow.digest == digest
+                    )
+                )
+            ).first()
         if found is None:
             raise NotFoundError("no such invitation (check the token)")
+        return found[0], found[1]
+
+    async def _accept_in(self, tenant_id: str, digest: str, user_id: str) -> MemberRead:
         now = self.now()
-        async with self.db.transaction(tenant=found) as session:
+        async with self.db.transaction(tenant=tenant_id) as session:
             invitation = await session.scalar(
                 select(InvitationRow).where(InvitationRow.digest == digest)
             )
             user = await session.get(UserRow, user_id)
             if invitation is None or user is None:
                 raise NotFoundError("no such invitation (check the token)")
-            if invitation.revoked_at is not None:
-                raise ConflictError("this invitation was revoked")
-            if invitation.accepted_at is not None:
-                raise ConflictError("this invitation was already used")
-            if aware(invitation.expires_at) <= now:
-                raise ConflictError("this invitation has expired; ask for a new one")
-            if user.email != invitation.email:
-                raise PermissionDenied("this invitation is for another email address")
+            _check_redeemable(invitation, user, now)
             # Single use even under concurrent accepts: only one UPDATE finds it unused.
             claimed = await session.execute(
                 update(InvitationRow)
@@ -233,17 +260,18 @@ class MembershipService:
             )
             if getattr(claimed, "rowcount", 0) != 1:
                 raise ConflictError("this invitation was already used")
-            existing = await session.get(MembershipRow, (found, user_id))
+            existing = await session.get(MembershipRow, (tenant_id, user_id))
             role = Role(invitation.role)
             if existing is None:
-                row = self._join(session, found, user_id, role)
+                row = self._join(session, tenant_id, user_id, role)
+                await session.flush()
             else:
                 row = existing
                 if _rank(role) > _rank(Role(existing.role)):
                     existing.role = role
                     existing.updated_at = now
             audit.record(
-                session, "invitation.accept", tenant_id=found, target=invitation.id, role=role
+                session, "invitation.accept", tenant_id=tenant_id, target=invitation.id, role=role
             )
             return _member(row, user.email)
 
@@ -285,6 +313,17 @@ class MembershipService:
         )
         if len(owners) <= 1:
             raise ConflictError("a tenant keeps at least one owner; make someone else owner first")
+
+
+def _check_redeemable(invitation: InvitationRow, user: UserRow, now: datetime) -> None:
+    if invitation.revoked_at is not None:
+        raise ConflictError("this invitation was revoked")
+    if invitation.accepted_at is not None:
+        raise ConflictError("this invitation was already used")
+    if aware(invitation.expires_at) <= now:
+        raise ConflictError("this invitation has expired; ask for a new one")
+    if user.email != invitation.email:
+        raise PermissionDenied("this invitation is for another email address")
 
 
 def _rank(role: Role) -> int:

@@ -10,6 +10,7 @@ from litestar.testing import AsyncTestClient
 from control_plane.db.engine import Database
 from control_plane.db.models import UserRow
 from control_plane.db.values import new_id, utcnow
+from tests.at_once import send_at_once
 from tests.integration.api.test_tenants_api import assert_problem, create
 
 
@@ -61,6 +62,16 @@ async def test_members_are_added_listed_changed_and_removed(client: AsyncTestCli
     assert changed.json()["role"] == "admin"
     assert (await client.delete(f"{base}/{bob}")).status_code == 204
     assert_problem(await client.delete(f"{base}/{bob}"), 404, "no member")
+
+
+async def test_adding_one_person_twice_at_once_makes_one_member(client: AsyncTestClient) -> None:
+    tenant = await create(client, "raced")
+    await make_user(client, "alice@example.com")
+    base = f"/api/v1/tenants/{tenant['id']}/members"
+    add = {"json": {"email": "alice@example.com"}, "headers": dict(client.headers)}
+    answers = await send_at_once(client, ("POST", base, add), ("POST", base, add))
+    assert sorted(a.status_code for a in answers) == [201, 409], [a.text for a in answers]
+    assert [m["email"] for m in (await client.get(base)).json()] == ["alice@example.com"]
 
 
 async def test_the_last_owner_stays(client: AsyncTestClient) -> None:

@@ -8,12 +8,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from control_plane.app import create_app
 from control_plane.settings import load_settings
+from tests.at_once import Request, send_at_once
 
 PASSWORD = "correct horse battery staple"
 
@@ -54,6 +56,10 @@ class Api:
         assert answer.status_code == 200, answer.text
         body: dict[str, Any] = answer.json()
         return body
+
+    async def at_once(self, *requests: Request) -> list[httpx.Response]:
+        """Send ``requests`` so that they are all in flight together."""
+        return await send_at_once(self.client, *requests)
 
     def bearer(self, token: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}"}

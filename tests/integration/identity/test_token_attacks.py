@@ -162,6 +162,34 @@ async def test_refresh_rotates_and_a_reused_refresh_token_revokes_the_family(api
     assert [e["action"] for e in entries].count("auth.refresh_reused") == 1
 
 
+async def test_two_refreshes_at_once_with_one_token_end_the_session(api: Api) -> None:
+    await api.make_user("ann@example.com")
+    pair = await api.login("ann@example.com")
+    same = {"json": {"refresh_token": pair["refresh_token"]}}
+    answers = await api.at_once(
+        ("POST", "/api/v1/auth/refresh", same), ("POST", "/api/v1/auth/refresh", same)
+    )
+    assert sorted(a.status_code for a in answers) == [200, 401], [a.text for a in answers]
+    [winner] = [a.json() for a in answers if a.status_code == 200]
+    [loser] = [a.json() for a in answers if a.status_code == 401]
+    assert "already used" in loser["detail"]
+    # The second use is a reuse: the whole family ends, the winner's new tokens included.
+    newest = await api.client.post(
+        "/api/v1/auth/refresh", json={"refresh_token": winner["refresh_token"]}
+    )
+    assert newest.status_code == 401
+    assert "session has ended" in newest.json()["detail"]
+    await refused(api, winner["access_token"], "session has ended")
+    await refused(api, pair["access_token"], "session has ended")
+    actions = [
+        e["action"]
+        for e in (
+            await api.client.get("/api/v1/audit", params={"action": "auth."}, headers=api.admin)
+        ).json()
+    ]
+    assert actions == ["auth.login", "auth.refresh", "auth.refresh_reused"]
+
+
 async def test_an_unknown_refresh_token_is_refused(api: Api) -> None:
     answer = await api.client.post("/api/v1/auth/refresh", json={"refresh_token": "tnt_rt_forged"})
     assert answer.status_code == 401
