@@ -12,7 +12,8 @@ route table so that cannot ship. Routes outside ``/api/`` (health, metrics, the 
 gateways' internal endpoint with its own token) are not guarded here.
 
 A tenant the caller has no right in answers 404 exactly like a tenant that does not exist;
-a missing scope on a tenant the caller can see answers 403 and is audited as ``denied``.
+a missing scope on a tenant the caller can see, or on an installation-wide route, answers 403
+and is audited as ``denied``.
 The guard leaves the principal and the resolved tenant id in the request's state
 (:func:`principal_of`, :func:`tenant_id_of`) and the acting principal in the audit context.
 """
@@ -28,6 +29,7 @@ from litestar.handlers.base import BaseRouteHandler
 
 from control_plane import audit
 from control_plane.errors import PermissionDenied
+from control_plane.identity.audit_log import AuditLog
 from control_plane.identity.authenticate import Authenticator
 from control_plane.identity.scopes import Principal
 from control_plane.tenants.service import TenantService
@@ -88,6 +90,8 @@ async def authorize(
     tenant_ref = connection.path_params.get(TENANT_PARAM)
     if tenant_ref is None:
         if need != AUTHENTICATED and not principal.can(need):
+            audit_log: AuditLog = connection.app.state.audit_log
+            await audit_log.record_denied(route.handler_name, need)
             raise PermissionDenied(f"this needs the {need} scope")
         return
     tenants: TenantService = connection.app.state.tenants

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -103,10 +103,18 @@ class AuditFilter(msgspec.Struct, kw_only=True):
     """An exact action, or a prefix ending in ``.`` (``member.``)."""
     outcome: str | None = None
     since: datetime | None = None
+    """Entries at or after this time."""
     until: datetime | None = None
+    """Entries before this time."""
     after: int = 0
     """Entries with a larger id (the previous page's last id)."""
     limit: int = 100
+
+
+def _utc(value: datetime) -> datetime:
+    """``value`` in UTC, as every entry is stored (SQLite compares the digits, not the
+    instant); a time without an offset is taken as UTC."""
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 async def query(session: AsyncSession, where: AuditFilter) -> list[AuditEntry]:
@@ -124,9 +132,9 @@ async def query(session: AsyncSession, where: AuditFilter) -> list[AuditEntry]:
     if where.outcome is not None:
         statement = statement.where(AuditRow.outcome == where.outcome)
     if where.since is not None:
-        statement = statement.where(AuditRow.at >= where.since)
+        statement = statement.where(AuditRow.at >= _utc(where.since))
     if where.until is not None:
-        statement = statement.where(AuditRow.at < where.until)
+        statement = statement.where(AuditRow.at < _utc(where.until))
     rows = await session.scalars(statement.limit(where.limit))
     return [
         AuditEntry(

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from control_plane import audit
 from control_plane.db.engine import Database
 from control_plane.db.models import AdminTokenRow
 from control_plane.db.values import new_id, utcnow
@@ -30,16 +31,18 @@ class AdminTokens:
     async def create(self, name: str) -> str:
         """Make a token and return its value; only its digest is kept."""
         value = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        token_id = new_id()
         async with self.db.transaction() as session:
             session.add(
                 AdminTokenRow(
-                    id=new_id(),
+                    id=token_id,
                     name=name,
                     digest=self.digests.digest(value),
                     created_at=utcnow(),
                     revoked_at=None,
                 )
             )
+            audit.record(session, "admin_token.create", target=token_id, name=name)
         return value
 
     async def ensure_first(self, token_file: Path) -> str | None:

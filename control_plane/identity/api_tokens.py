@@ -105,6 +105,8 @@ class ApiTokenService:
         grants = parse_grants(data.scopes)
         beyond = sorted(str(g) for g in grants if not _holds(owner, g))
         if beyond:
+            async with self.db.transaction() as session:
+                audit.record(session, "api_token.create", outcome="denied", beyond=beyond)
             raise PermissionDenied(f"you do not hold these scopes yourself: {', '.join(beyond)}")
         if data.expires_in_days is not None and not 1 <= data.expires_in_days <= MAX_DAYS:
             raise InvalidInputError(f"expires_in_days must be between 1 and {MAX_DAYS}")

@@ -1,4 +1,5 @@
-"""Reading the audit log: every tenant's entries (platform path) or one tenant's."""
+"""Reading the audit log (every tenant's entries on the platform path, or one tenant's), and
+recording refused attempts, which change nothing else and so get a transaction of their own."""
 
 from __future__ import annotations
 
@@ -20,3 +21,11 @@ class AuditLog:
         scoped = msgspec.structs.replace(where, tenant_id=tenant_id)
         async with self.db.transaction(tenant=tenant_id) as session:
             return await audit.query(session, scoped)
+
+    async def record_denied(self, action: str, scope: str, tenant_id: str | None = None) -> None:
+        """Audit an attempt refused for a missing ``scope``: on ``tenant_id``, or (None) on
+        an installation-wide route."""
+        async with self.db.transaction(tenant=tenant_id) as session:
+            audit.record(
+                session, action, tenant_id=tenant_id, outcome="denied", missing_scope=scope
+            )
