@@ -105,7 +105,10 @@ class GatewayBundle(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Where the gateway unseals its data key (``UNSEAL_PATH``), with the token in
     ``IDENTITY_FILE`` beside the bundle."""
     platform_models: list[PlatformModel] = msgspec.field(default_factory=list)
-    """The catalog's models for this tenant; empty: whatever ``platform_models_url`` lists."""
+    """The catalog's models this tenant may use."""
+    platform_catalog: bool = False
+    """True: ``platform_models`` is the whole choice of platform models (even when empty);
+    False (the catalog is empty): whatever the fleet at ``platform_models_url`` lists."""
     model_aliases: dict[str, str] = msgspec.field(default_factory=dict)
     """Names the tenant chose for models (``"default": "byok/openai/gpt-4o"``)."""
     model_fallbacks: dict[str, list[str]] = msgspec.field(default_factory=dict)

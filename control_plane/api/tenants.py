@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
@@ -15,6 +15,7 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED, HTTP_204_
 from control_plane.api.authz import AUTHENTICATED, SCOPE, principal_of
 from control_plane.tenants.events import EventSignal
 from control_plane.tenants.keys import GatewayKeyService
+from control_plane.tenants.model_routes import ModelRoutes
 from control_plane.tenants.schemas import (
     CreatedGatewayKey,
     GatewayKeyCreate,
@@ -78,6 +79,24 @@ class TenantController(Controller):
     ) -> TenantRead:
         """Rename, change plan, suspend (``suspended: true``) or resume a tenant."""
         return await tenants.update(tenant_id, data)
+
+    @get("/{tenant_ref:str}/model-routes", opt={SCOPE: "tenants:read"})
+    async def get_model_routes(
+        self, tenant_id: NamedDependency[str], tenants: NamedDependency[TenantService]
+    ) -> ModelRoutes:
+        """The tenant's model aliases and fallback chains."""
+        return await tenants.model_routes(tenant_id)
+
+    @put("/{tenant_ref:str}/model-routes", opt={SCOPE: "tenants:write"})
+    async def put_model_routes(
+        self,
+        tenant_id: NamedDependency[str],
+        data: JSONBody[ModelRoutes],
+        tenants: NamedDependency[TenantService],
+    ) -> ModelRoutes:
+        """Replace the tenant's model aliases and fallback chains; its gateway follows within
+        seconds, without a restart."""
+        return await tenants.set_model_routes(tenant_id, data)
 
     @delete("/{tenant_ref:str}", status_code=HTTP_202_ACCEPTED, opt={SCOPE: "tenants:delete"})
     async def delete_tenant(

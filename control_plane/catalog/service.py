@@ -184,8 +184,15 @@ class ModelCatalog:
             for row in await self._allowed(plan)
         ]
 
-    async def for_gateway(self, plan: str) -> list[PlatformModel]:
-        """What a tenant on ``plan`` may call, for its gateway's bundle."""
+    async def for_gateway(self, plan: str) -> list[PlatformModel] | None:
+        """What a tenant on ``plan`` may call, for its gateway's bundle; None while the
+        catalog is empty (the gateway then offers what the fleet itself lists)."""
+        async with self.db.transaction() as session:
+            rows = list(
+                await session.scalars(select(PlatformModelRow).order_by(PlatformModelRow.name))
+            )
+        if not rows:
+            return None
         return [
             PlatformModel(
                 name=row.name,
@@ -193,7 +200,8 @@ class ModelCatalog:
                 served_model_name=row.served_model_name,
                 context_length=row.context_length,
             )
-            for row in await self._allowed(plan)
+            for row in rows
+            if allows(row, plan)
         ]
 
     # -- internals -------------------------------------------------------------------------

@@ -48,6 +48,8 @@ class TenantRow(Base):
     delete_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     generation: Mapped[int] = mapped_column(Integer, default=1)
     observed_generation: Mapped[int] = mapped_column(Integer, default=0)
+    model_routes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
+    """``{"aliases": {...}, "fallbacks": {...}}``: the tenant's model names and chains."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 

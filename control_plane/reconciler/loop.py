@@ -241,7 +241,7 @@ class TenantReconciler:
         tenant: TenantSnapshot,
         credentials: list[SealedCredential],
         identity_token: str | None,
-        platform_models: list[PlatformModel],
+        platform_models: list[PlatformModel] | None,
     ) -> GatewaySpec:
         return GatewaySpec(
             tenant_id=tenant.id,
@@ -256,9 +256,12 @@ class TenantReconciler:
                 platform_models_url=self.platform_models_url,
                 credentials=credentials,
                 control_plane_url=self.control_plane_url,
-                platform_models=platform_models,
+                platform_models=platform_models or [],
+                platform_catalog=platform_models is not None,
                 provider_bases=self.provider_bases,
                 budget=plan_budget(tenant.plan),
+                model_aliases=tenant.model_aliases,
+                model_fallbacks=tenant.model_fallbacks,
             ),
         )
 

@@ -16,6 +16,7 @@ from control_plane.db.models import TenantRow
 from control_plane.db.values import utcnow
 from control_plane.tenants.events import EventSignal, append_event
 from control_plane.tenants.keys import active_digests
+from control_plane.tenants.model_routes import routes_of
 from control_plane.tenants.states import TenantState, check_transition
 from tenant_gateway.contract import GatewayKeyDigest
 
@@ -35,6 +36,8 @@ class TenantSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     suspended: bool
     delete_requested: bool
     keys: tuple[GatewayKeyDigest, ...]
+    model_aliases: dict[str, str] = msgspec.field(default_factory=dict)
+    model_fallbacks: dict[str, list[str]] = msgspec.field(default_factory=dict)
 
 
 class TenantLifecycle:
@@ -48,6 +51,7 @@ class TenantLifecycle:
             if row is None:
                 return None
             digests = await active_digests(session, tenant_id)
+            routes = routes_of(row.model_routes)
             return TenantSnapshot(
                 id=row.id,
                 slug=row.slug,
@@ -59,6 +63,8 @@ class TenantLifecycle:
                 suspended=row.suspended,
                 delete_requested=row.delete_requested,
                 keys=tuple(digests),
+                model_aliases=routes.aliases,
+                model_fallbacks=routes.fallbacks,
             )
 
     async def live_ids(self) -> list[str]:

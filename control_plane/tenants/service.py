@@ -22,6 +22,7 @@ from control_plane.db.values import aware, new_id, utcnow
 from control_plane.errors import ConflictError, InvalidInputError, NotFoundError
 from control_plane.tenants import keys
 from control_plane.tenants.events import EventSignal, append_event, events_after
+from control_plane.tenants.model_routes import ModelRoutes, check_routes, routes_of
 from control_plane.tenants.schemas import (
     PLANS,
     TenantCreate,
@@ -246,6 +247,37 @@ class TenantService:
         if spec_changed:
             self._changed(result.id)
         return result
+
+    async def model_routes(self, tenant_id: str) -> ModelRoutes:
+        async with self.db.transaction(tenant=tenant_id) as session:
+            return routes_of((await find_tenant(session, tenant_id)).model_routes)
+
+    async def set_model_routes(self, tenant_id: str, routes: ModelRoutes) -> ModelRoutes:
+        """Replace the tenant's aliases and fallbacks; its gateway gets them with its next
+        bundle."""
+        check_routes(routes)
+        stored = msgspec.to_builtins(routes)
+        async with self.db.transaction(tenant=tenant_id) as session:
+            row = await find_tenant(session, tenant_id, for_update=True)
+            if row.delete_requested:
+                raise ConflictError(f"tenant {row.slug} is being deleted")
+            changed = routes_of(row.model_routes) != routes
+            if changed:
+                row.model_routes = stored
+                row.generation += 1
+                row.updated_at = utcnow()
+                append_event(
+                    session,
+                    row.id,
+                    "tenant.model_routes_changed",
+                    f"{len(routes.aliases)} alias(es), {len(routes.fallbacks)} fallback chain(s)",
+                )
+            audit.record(
+                session, "tenant.model_routes", tenant_id=row.id, target=row.slug, **stored
+            )
+        if changed:
+            self._changed(tenant_id)
+        return routes
 
     async def delete(self, tenant_id: str) -> TenantRead:
         async with self.db.transaction(tenant=tenant_id) as session:

@@ -191,7 +191,7 @@ class ModelRouter:
         return Target(name=name, provider=served, upstream_model=model, byok=True)
 
     def _platform(self, name: str, bundle: GatewayBundle) -> Target:
-        if bundle.platform_models:
+        if bundle.platform_catalog or bundle.platform_models:
             for model in bundle.platform_models:
                 if model.name == name:
                     served = OpenAICompatible("platform", model.base_url, self.client)
@@ -336,10 +336,11 @@ class ModelRouter:
         tenant's aliases. A BYOK provider that cannot list is left out (and logged)."""
         bundle = self._bundle()
         cards: list[ModelCard] = []
-        if bundle.platform_models:
+        catalog = bundle.platform_catalog or bool(bundle.platform_models)
+        if catalog:
             cards += [ModelCard(id=m.name, owned_by="platform") for m in bundle.platform_models]
         held = [p for p in BYOK_PROVIDERS if p in self._credentials.providers]
-        if not bundle.platform_models and (endpoint := self.platform_endpoint()) is not None:
+        if not catalog and (endpoint := self.platform_endpoint()) is not None:
             platform = OpenAICompatible("platform", endpoint, self.client)
             try:
                 cards += await self._listing(platform, None)
