@@ -13,10 +13,12 @@ Everything the keeper unseals (credential fields, data keys, its identity token)
 registered with the log filter (:mod:`tenant_gateway.redaction`), so no log line of this
 process shows it, whatever its shape.
 
-Unsealing is on the gateway's start path, so it is kept short: one HTTP client for the
-keeper's life (a TLS context, which takes tens of milliseconds to load, only for an
-``https://`` control plane), and the AEAD library is imported on a worker thread while the
-unseal request is in flight.
+Unsealing is on the gateway's start path, so it is kept short. The one request is made with
+the standard library's ``http.client`` on a worker thread (the gateway has it loaded already;
+an ``httpx`` request would first import ``httpcore``, ``h11`` and anyio's event-loop backend,
+about a hundred milliseconds on a busy machine), with a TLS context only for an ``https://``
+control plane, made once; and the AEAD library is imported on another worker thread while
+the request is in flight.
 """
 
 from __future__ import annotations
@@ -24,15 +26,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import http.client
 import json
 import logging
 import ssl
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlsplit
 
-import httpx
 import msgspec
 
 from tenant_gateway.contract import (
@@ -59,6 +63,31 @@ def _import_sealed() -> tuple[type[Exception], _OpenCredential]:
     from tenant_gateway.sealed import SealError, open_credential
 
     return SealError, open_credential
+
+
+MAX_ANSWER = 1 << 20
+"""Largest unseal answer read (a few data keys are a few hundred bytes)."""
+
+
+def _post(url: str, token: str, timeout: float, tls: ssl.SSLContext | None) -> tuple[int, bytes]:
+    """``POST url`` with the identity token and no body: the answer's status and body.
+
+    Blocking (run it on a worker thread); one connection, closed afterwards."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    connection = (
+        http.client.HTTPSConnection(host, parts.port, timeout=timeout, context=tls)
+        if parts.scheme == "https"
+        else http.client.HTTPConnection(host, parts.port, timeout=timeout)
+    )
+    try:
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        headers = {"Authorization": f"Bearer {token}", "Connection": "close"}
+        connection.request("POST", path or "/", headers=headers)
+        answer = connection.getresponse()
+        return answer.status, answer.read(MAX_ANSWER)
+    finally:
+        connection.close()
 
 
 async def _load_sealed() -> tuple[type[Exception], _OpenCredential]:
@@ -101,8 +130,7 @@ class CredentialKeeper:
         self.timeout = timeout
         self.retry_interval = retry_interval
         self.secret_values = secret_values
-        self._http: httpx.AsyncClient | None = None
-        self._http_tls = False
+        self._tls: ssl.SSLContext | None = None
         self._data_keys: dict[int, bytes] = {}
         self._credentials: dict[str, dict[str, str]] = {}
         self.refusal: str | None = None
@@ -140,6 +168,7 @@ class CredentialKeeper:
         if not bundle.credentials:
             self._credentials, self.refusal = {}, None
             return
+        started = time.perf_counter()
         loading = asyncio.ensure_future(_load_sealed())  # overlaps the unseal round trip
         needed = {c.dek_version for c in bundle.credentials}
         stale = not needed <= set(self._data_keys) or self.refusal is not None
@@ -173,6 +202,9 @@ class CredentialKeeper:
             self.secret_values.add(*(v for v in fields.values() if isinstance(v, str)))
             opened[credential.provider] = fields
         self._credentials = opened
+        if stale:
+            elapsed = (time.perf_counter() - started) * 1000
+            log.info("unsealed %d credential(s) in %.1f ms", len(opened), elapsed)
 
     async def _unseal(self, bundle: GatewayBundle) -> bool:
         if bundle.control_plane_url is None:
@@ -183,43 +215,28 @@ class CredentialKeeper:
             return self._refuse("no identity token")
         self.secret_values.add(token)
         url = bundle.control_plane_url.rstrip("/") + UNSEAL_PATH.format(tenant_id=bundle.tenant_id)
+        if url.startswith("https://") and self._tls is None:
+            self._tls = ssl.create_default_context()
         try:
-            client = await self._client(url)
-            # No connection outlives an unseal, so the client never needs closing.
-            response = await client.post(
-                url, headers={"Authorization": f"Bearer {token}", "Connection": "close"}
-            )
-        except httpx.HTTPError as exc:
+            status, body = await asyncio.to_thread(_post, url, token, self.timeout, self._tls)
+        except (OSError, http.client.HTTPException, ValueError) as exc:
             return self._refuse(f"control plane unreachable ({type(exc).__name__})")
-        if response.status_code != 200:
+        if status != 200:
             try:
-                problem = response.json()
+                problem = json.loads(body)
                 detail, kind = str(problem.get("detail", "")), problem.get("type")
             except (ValueError, AttributeError):
                 detail, kind = "", None
-            self.suspended = response.status_code == 403 and kind == TENANT_SUSPENDED_PROBLEM
-            return self._refuse(f"unseal refused ({response.status_code}): {detail}")
+            self.suspended = status == 403 and kind == TENANT_SUSPENDED_PROBLEM
+            return self._refuse(f"unseal refused ({status}): {detail}")
         try:
-            answer = msgspec.json.decode(response.content, type=UnsealResponse)
+            answer = msgspec.json.decode(body, type=UnsealResponse)
             self.secret_values.add(*answer.data_keys.values())
             self._data_keys = {int(v): base64.b64decode(k) for v, k in answer.data_keys.items()}
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError, binascii.Error):
             return self._refuse("the control plane's unseal answer was not understood")
         self.refusal, self.suspended = None, False
         return True
-
-    async def _client(self, url: str) -> httpx.AsyncClient:
-        """The keeper's HTTP client; made once (again only if the scheme changes)."""
-        tls = url.startswith("https://")
-        if self._http is not None and self._http_tls == tls:
-            return self._http
-        if self._http is not None:
-            await self._http.aclose()
-        # Over plain http no TLS context is used; this one trusts nothing, so it fails closed.
-        verify: ssl.SSLContext | bool = True if tls else ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        self._http = httpx.AsyncClient(timeout=self.timeout, trust_env=False, verify=verify)
-        self._http_tls = tls
-        return self._http
 
     def _refuse(self, reason: str) -> bool:
         self._data_keys, self._credentials, self.refusal = {}, {}, reason

@@ -59,6 +59,14 @@ class UnsealRefused(ConflictError):
     title = "Unseal refused"
 
 
+class GatewayRefused(ConflictError):
+    """The caller of the internal API is not recognised as the tenant's gateway."""
+
+    status_code = 403
+    problem_type = "https://tenantry.dev/problems/gateway-refused"
+    title = "Gateway refused"
+
+
 class TenantSuspended(UnsealRefused):
     """Unseal refused because the tenant is suspended (the gateway then refuses model calls)."""
 
@@ -312,15 +320,25 @@ class CredentialVault:
         return token
 
     async def unseal(self, tenant_id: str, authorization: str | None) -> UnsealResponse:
-        """The tenant's data keys, for its gateway presenting its identity token."""
+        """The tenant's data keys, for its gateway presenting its identity token.
+
+        One transaction: a gateway waits for this answer before it reports ready."""
         scheme, _, presented = (authorization or "").partition(" ")
         async with self.db.transaction(tenant=tenant_id) as session:
             tenant = await session.get(TenantRow, tenant_id)
-        if tenant is None or tenant.delete_requested:
-            raise UnsealRefused("this tenant does not exist or is being deleted")
+            if tenant is None or tenant.delete_requested:
+                raise UnsealRefused("this tenant does not exist or is being deleted")
+            identity = await session.scalar(
+                select(CredentialRow).where(
+                    CredentialRow.tenant_id == tenant_id, CredentialRow.provider == IDENTITY
+                )
+            )
+            keys = await session.get(TenantDataKeyRow, tenant_id)
+        if identity is None or keys is None or keys.wrapped_dek is None:
+            raise UnsealRefused("this tenant has no gateway identity")
         try:
-            expected = (await self.reveal(tenant_id, IDENTITY))["token"]
-        except (NotFoundError, ConflictError):
+            expected = self._open(keys, identity)["token"]
+        except ConflictError:
             raise UnsealRefused("this tenant has no gateway identity") from None
         if scheme.lower() != "bearer" or not hmac.compare_digest(
             presented.strip().encode(), expected.encode()
@@ -328,13 +346,25 @@ class CredentialVault:
             raise UnsealRefused("the gateway identity token is not valid")
         if tenant.suspended:
             raise TenantSuspended("the tenant is suspended; its credentials stay sealed")
-        async with self.db.transaction(tenant=tenant_id) as session:
-            keys = await self._key_row(session, tenant_id)
-            versions = [keys.dek_version] + (
-                [keys.pending_version] if keys.pending_version is not None else []
-            )
-            data_keys = {str(v): base64.b64encode(self._unwrap(keys, v)).decode() for v in versions}
+        versions = [keys.dek_version] + (
+            [keys.pending_version] if keys.pending_version is not None else []
+        )
+        data_keys = {str(v): base64.b64encode(self._unwrap(keys, v)).decode() for v in versions}
         return UnsealResponse(tenant_id=tenant_id, data_keys=data_keys)
+
+    async def verify_gateway(self, tenant_id: str, authorization: str | None) -> None:
+        """Check that ``authorization`` is the tenant's gateway's identity token (whatever
+        the tenant's state: what a gateway reports is accepted while it can still prove
+        who it is); :class:`GatewayRefused` otherwise."""
+        scheme, _, presented = (authorization or "").partition(" ")
+        try:
+            expected = (await self.reveal(tenant_id, IDENTITY))["token"]
+        except (NotFoundError, ConflictError):
+            raise GatewayRefused("this tenant does not exist or has no gateway identity") from None
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            presented.strip().encode(), expected.encode()
+        ):
+            raise GatewayRefused("the gateway identity token is not valid")
 
     async def delete(self, tenant_id: str, provider_name: str) -> None:
         if provider_name == IDENTITY:
@@ -361,10 +391,15 @@ class CredentialVault:
             )
             if row is None:
                 raise NotFoundError(f"no {provider_name!r} credential for this tenant")
-            dek = self._unwrap(await self._key_row(session, tenant_id), row.dek_version)
-        plaintext = open_credential(dek, row.ciphertext, **_context(tenant_id, row.id, row.version))
-        values: dict[str, str] = json.loads(plaintext)
-        self._remember(provider_name, values)
+            keys = await self._key_row(session, tenant_id)
+        return self._open(keys, row)
+
+    def _open(self, keys: TenantDataKeyRow, row: CredentialRow) -> dict[str, str]:
+        """The fields of the credential ``row``, opened with the tenant's DEK it names."""
+        dek = self._unwrap(keys, row.dek_version)
+        context = _context(row.tenant_id, row.id, row.version)
+        values: dict[str, str] = json.loads(open_credential(dek, row.ciphertext, **context))
+        self._remember(row.provider, values)
         return values
 
     def _remember(self, provider_name: str, values: Mapping[str, object]) -> None:
