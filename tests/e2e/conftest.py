@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +22,11 @@ from tests.waiting import eventually_sync
 class ControlPlaneProcess:
     """One ``tenantry up`` process; may be killed and started again on the same data dir."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
+    def __init__(self, data_dir: Path, env: dict[str, str], args: Sequence[str] = ()) -> None:
         self.data_dir = data_dir
         self.env = env
+        self.args = list(args)
+        """More ``tenantry up`` arguments."""
         self.process: subprocess.Popen[bytes] | None = None
         self.url = ""
         self.log = data_dir.parent / "control-plane.log"
@@ -43,6 +45,7 @@ class ControlPlaneProcess:
                     str(self.data_dir),
                     "--port",
                     "0",
+                    *self.args,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
