@@ -19,12 +19,13 @@ from control_plane.api.audit import AuditController
 from control_plane.api.auth import ApiTokenController, AuthController, UserController
 from control_plane.api.authz import authorize, tenant_id_of
 from control_plane.api.credentials import CredentialController
-from control_plane.api.internal import unseal_gateway
+from control_plane.api.internal import ingest_usage, unseal_gateway
 from control_plane.api.members import InvitationController, MemberController, accept_invitation
 from control_plane.api.models import ModelCatalogController, tenant_models
 from control_plane.api.ops import MetricsController, healthz, readyz
 from control_plane.api.problems import EXCEPTION_HANDLERS
 from control_plane.api.tenants import GatewayKeyController, TenantController
+from control_plane.api.usage import tenant_usage
 from control_plane.catalog.service import ModelCatalog
 from control_plane.db import migrate
 from control_plane.db.engine import Database
@@ -51,6 +52,7 @@ from control_plane.tenants.keys import GatewayKeyService
 from control_plane.tenants.lifecycle import TenantLifecycle
 from control_plane.tenants.schemas import PLANS
 from control_plane.tenants.service import TenantService
+from control_plane.usage.service import UsageLedger
 from control_plane.vault.loading import load_vault_keys
 from control_plane.vault.providers import provider_bases_from_env
 from control_plane.vault.service import CredentialVault
@@ -78,6 +80,7 @@ STATE_DEPENDENCIES = (
     "sessions",
     "api_tokens",
     "catalog",
+    "usage",
 )
 """Services handlers receive by name (``NamedDependency``), from the app's state."""
 
@@ -194,6 +197,7 @@ def create_app(
         "members": MembershipService(db, keys.digests),
         "audit_log": AuditLog(db),
         "catalog": catalog,
+        "usage": UsageLedger(db),
     }
 
     @asynccontextmanager
@@ -243,6 +247,8 @@ def create_app(
             ModelCatalogController,
             tenant_models,
             unseal_gateway,
+            ingest_usage,
+            tenant_usage,
             healthz,
             readyz,
             MetricsController,

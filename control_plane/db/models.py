@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -294,3 +296,45 @@ class PlatformModelRow(Base):
     """The plans that may use it; empty: every plan."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+# -- usage ------------------------------------------------------------------------------------
+
+
+class UsageEventRow(Base):
+    """One chat completion a tenant's gateway reported; stored once per event id, however
+    often the gateway delivers it."""
+
+    __tablename__ = "usage_events"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    """The gateway's UUIDv7 for the event: its idempotency key."""
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    model: Mapped[str] = mapped_column(String(256))
+    provider: Mapped[str | None] = mapped_column(String(64))
+    byok: Mapped[bool] = mapped_column(Boolean)
+    stream: Mapped[bool] = mapped_column(Boolean)
+    outcome: Mapped[str] = mapped_column(String(32))
+    prompt_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    completion_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    latency: Mapped[float] = mapped_column(Float)
+    time_to_first_token: Mapped[float | None] = mapped_column(Float)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_usage_events_tenant_id_at", "tenant_id", "at"),)
+
+
+class UsageDailyRow(Base):
+    """A tenant's usage per UTC day, model and payer (BYOK or the platform), kept in step
+    with ``usage_events`` in the transactions that insert them."""
+
+    __tablename__ = "usage_daily"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    model: Mapped[str] = mapped_column(String(256), primary_key=True)
+    byok: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    requests: Mapped[int] = mapped_column(BigInteger)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger)

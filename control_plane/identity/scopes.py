@@ -43,6 +43,7 @@ SCOPES: Mapping[str, str] = {
     "members:read": "list the tenant's members",
     "members:admin": "invite, change and remove members",
     "audit:read": "read the audit log",
+    "usage:read": "read the tenant's usage (requests and tokens, BYOK and platform)",
     "users:admin": "create and manage user accounts (platform)",
     "models:read": "list the platform's model catalog (platform)",
     "models:write": "register, change and remove platform models (platform)",
@@ -51,7 +52,7 @@ SCOPES: Mapping[str, str] = {
 PLATFORM_SCOPES = frozenset({"tenants:create", "users:admin", "models:read", "models:write"})
 """Scopes that exist only installation-wide: no tenant role grants them."""
 
-_MEMBER = frozenset({"tenants:read", "members:read", "gateway-keys:read"})
+_MEMBER = frozenset({"tenants:read", "members:read", "gateway-keys:read", "usage:read"})
 _ADMIN = _MEMBER | {
     "tenants:write",
     "credentials:read",

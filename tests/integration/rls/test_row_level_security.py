@@ -18,6 +18,8 @@ from litestar.testing import AsyncTestClient
 from control_plane.app import create_app
 from control_plane.db.models import Base
 from control_plane.settings import load_settings
+from tenant_gateway.contract import USAGE_PATH
+from tenant_gateway.metering import new_event_id
 from tests import services
 
 pytestmark = pytest.mark.postgres
@@ -77,9 +79,34 @@ async def two_tenants(urls: tuple[str, str], tmp_path: Path) -> dict[str, str]:
                 f"/api/v1/tenants/{tenant_id}/credentials/openai", json={"api_key": f"sk-{name}"}
             )
             assert stored.status_code == 200, stored.text
+            await _report_usage(client, tenant_id)
     # gateway_identities is kept for compatibility and written by nothing else here.
     await asyncio.to_thread(_add_gateway_identities, owner_url, ids)
     return ids
+
+
+async def _report_usage(client: AsyncTestClient, tenant_id: str) -> None:
+    """One usage event, as the tenant's gateway reports it (usage_events, usage_daily)."""
+    identity = await client.app.state["vault"].gateway_identity(tenant_id)
+    usage_event = {
+        "id": new_event_id(),
+        "tenant_id": tenant_id,
+        "at": "2026-12-01T12:00:00Z",
+        "model": "stub-model",
+        "provider": "platform",
+        "byok": False,
+        "stream": False,
+        "outcome": "ok",
+        "prompt_tokens": 1,
+        "completion_tokens": 1,
+        "latency": 0.01,
+    }
+    reported = await client.post(
+        USAGE_PATH.format(tenant_id=tenant_id),
+        json={"events": [usage_event]},
+        headers={"Authorization": f"Bearer {identity}"},
+    )
+    assert reported.status_code == 200, reported.text
 
 
 def _add_gateway_identities(owner_url: str, ids: dict[str, str]) -> None:
