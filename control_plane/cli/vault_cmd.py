@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from control_plane.cli import logs
 from control_plane.db import migrate
 from control_plane.db.engine import Database
 from control_plane.errors import TenantryError
@@ -64,6 +65,7 @@ def _run(args: argparse.Namespace) -> int:
 
 async def _with_vault(args: argparse.Namespace) -> int:
     settings = load_settings(data_dir=args.data_dir)
+    logs.configure(settings.log_level, settings.log_format)  # secrets masked here too
     if getattr(args, "new_key", False):
         if settings.kek:
             print(

@@ -506,6 +506,7 @@ class CredentialVault:
                     old = self._unwrap(keys, credential.dek_version)
                     context = _context(tenant_id, credential.id, credential.version)
                     plaintext = open_credential(old, credential.ciphertext, **context)
+                    self._remember(credential.provider, json.loads(plaintext))
                     credential.ciphertext = seal_credential(
                         self._unwrap(keys, target), plaintext, **context
                     )

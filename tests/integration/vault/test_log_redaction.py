@@ -96,7 +96,9 @@ async def test_the_control_plane_masks_values_it_validated_or_stored(
     assert fields["base_url"] in output
 
 
-async def test_the_vault_registers_what_it_reveals(db: Database, http: httpx.AsyncClient) -> None:
+async def test_the_vault_registers_what_it_reveals_and_re_encrypts(
+    db: Database, http: httpx.AsyncClient
+) -> None:
     ring = KekRing.generate("k1")
     storing = vault_with(db, ring, http)
     (tenant_id, *_) = await make_tenants(storing, db)
@@ -107,6 +109,11 @@ async def test_the_vault_registers_what_it_reveals(db: Database, http: httpx.Asy
     assert BOT_TOKEN not in revealing.secret_values
     assert (await revealing.reveal(tenant_id, "telegram_bot"))["token"] == BOT_TOKEN
     assert BOT_TOKEN in revealing.secret_values
+    # And the same for a `tenantry vault rotate-dek`, which re-encrypts the plaintext.
+    rotating = vault_with(db, ring, http)
+    rotating.secret_values = SecretValues()
+    assert await rotating.rotate_dek(tenant_id) == 1
+    assert BOT_TOKEN in rotating.secret_values
 
 
 class UnsealAnswer:
