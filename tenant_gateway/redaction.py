@@ -22,6 +22,7 @@ import json
 import logging
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 
 SECRET_SHAPES = re.compile(
@@ -42,13 +43,14 @@ class SecretValues:
     """The exact secret values this process holds, to be masked wherever they appear.
 
     Lookup is by the first :data:`MIN_SECRET_LENGTH` characters of each value, so masking a
-    line costs one dictionary probe per character whatever the number of values. Readers
-    never lock: a change publishes a new index.
+    line costs one dictionary probe per character whatever the number of values, and adding
+    a value costs the same whatever the number held. Readers never lock: they only look
+    entries up, which writers replace whole.
     """
 
     def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
         self.capacity = capacity
-        self._values: dict[str, None] = {}  # insertion order: the oldest is forgotten first
+        self._values: OrderedDict[str, None] = OrderedDict()  # the oldest is forgotten first
         self._index: dict[str, tuple[str, ...]] = {}
         self._lock = threading.Lock()
 
@@ -68,11 +70,22 @@ class SecretValues:
             return
         with self._lock:
             for form in forms:
-                self._values.pop(form, None)
+                if form in self._values:
+                    self._values.move_to_end(form)
+                    continue
                 self._values[form] = None
+                prefix = form[:MIN_SECRET_LENGTH]
+                self._index[prefix] = (*self._index.get(prefix, ()), form)
             while len(self._values) > self.capacity:
-                del self._values[next(iter(self._values))]
-            self._index = _index(self._values)
+                self._forget(self._values.popitem(last=False)[0])
+
+    def _forget(self, form: str) -> None:
+        prefix = form[:MIN_SECRET_LENGTH]
+        left = tuple(value for value in self._index.get(prefix, ()) if value != form)
+        if left:
+            self._index[prefix] = left
+        else:
+            self._index.pop(prefix, None)
 
     def mask(self, text: str) -> str:
         """``text`` with every registered value in it replaced by :data:`MASK`."""
@@ -94,14 +107,6 @@ def _forms(value: str) -> Iterable[str]:
         return ()
     escaped = json.dumps(value)[1:-1]  # how it shows inside a JSON document or a repr
     return (value,) if escaped == value else (value, escaped)
-
-
-def _index(values: Iterable[str]) -> dict[str, tuple[str, ...]]:
-    index: dict[str, tuple[str, ...]] = {}
-    for value in values:
-        prefix = value[:MIN_SECRET_LENGTH]
-        index[prefix] = (*index.get(prefix, ()), value)
-    return index
 
 
 SECRET_VALUES = SecretValues()

@@ -103,7 +103,9 @@ def _context(tenant_id: str, credential_id: str, version: int) -> dict[str, Any]
 def _secret_field_names(provider_name: str) -> frozenset[str] | None:
     """The names of the provider's secret fields; None (every field) if it is unknown."""
     if provider_name == IDENTITY:
-        return frozenset({"token"})
+        # Shaped (``tgi_…``), so masked anyway; every unseal reads one, and registering them
+        # would crowd credential values out of the registry.
+        return frozenset()
     try:
         provider = providers.get_provider(provider_name)
     except providers.UnknownProvider:
@@ -315,7 +317,6 @@ class CredentialVault:
         except NotFoundError:
             pass
         token = "tgi_" + secrets.token_urlsafe(32)
-        self.secret_values.add(token)
         await self._store(tenant_id, IDENTITY, {"token": token}, hint="…", public={})
         return token
 

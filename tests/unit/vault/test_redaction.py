@@ -104,7 +104,7 @@ def test_overlapping_values_mask_the_longest_first(values: SecretValues) -> None
 
 def test_the_oldest_values_are_forgotten_past_the_capacity() -> None:
     values = SecretValues(capacity=3)
-    names = [f"secret-value-{n:04d}" for n in range(4)]
+    names = [f"secret-value-{n:04d}" for n in range(4)]  # one shared prefix
     values.add(*names)
     assert names[0] not in values
     assert all(name in values for name in names[1:])
@@ -112,6 +112,7 @@ def test_the_oldest_values_are_forgotten_past_the_capacity() -> None:
     values.add("secret-value-9999")
     assert names[1] in values
     assert names[2] not in values
+    assert redact(f"{names[2]} {names[1]}", values) == f"{names[2]} {MASK}"
 
 
 def test_many_values_are_all_found(values: SecretValues) -> None:
