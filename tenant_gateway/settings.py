@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 PROBLEM_BASE = "https://tenantry.dev/problems/"
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+UPSTREAM_CLIENTS = ("aiohttp", "httpx")
+"""HTTP clients the gateway can reach model providers with (``bench/`` compares them)."""
 
 
 class GatewayError(Exception):
@@ -69,6 +71,10 @@ class GatewaySettings:
     """Longest silence between two reads from the upstream (a long generation is slow)."""
     upstream_max_connections: int = 100
     """Per provider kind (platform, openai, anthropic, openai_compatible)."""
+    upstream_client: str = "aiohttp"
+    """``TENANTRY_GATEWAY_UPSTREAM_CLIENT``: the HTTP client of calls to the platform's model
+    fleet, the gateway's hot path (one of :data:`UPSTREAM_CLIENTS`; aiohttp measured several
+    times faster there, see ``bench/RESULTS.md``). BYOK providers are called with httpx."""
     upstream_retries: int = 2
     """Times a failure worth repeating (429, 5xx, no connection) is tried again."""
     retry_after_max: float = 10.0
@@ -180,5 +186,11 @@ def load_settings(env: Mapping[str, str]) -> GatewaySettings:
         platform_models_url=_url(env, "TENANTRY_PLATFORM_MODELS_URL"),
         log_level=_choice(env, "TENANTRY_GATEWAY_LOG_LEVEL", LOG_LEVELS, "warning"),
         redis_url=_redis_url(env, "TENANTRY_GATEWAY_REDIS_URL"),
+        upstream_client=_choice(
+            env,
+            "TENANTRY_GATEWAY_UPSTREAM_CLIENT",
+            UPSTREAM_CLIENTS,
+            GatewaySettings.upstream_client,
+        ),
         **_usage_settings(env),
     )

@@ -1,20 +1,33 @@
-"""The gateway's HTTP clients to model providers: one shared ``httpx.AsyncClient`` per
-provider kind, with explicit timeouts and connection limits.
+"""The gateway's HTTP clients to model providers: one shared client per provider kind, with
+explicit timeouts and connection limits, behind one small interface.
+
+Calls to the platform's fleet, the gateway's hot path, go through aiohttp by default
+(``TENANTRY_GATEWAY_UPSTREAM_CLIENT=httpx`` switches them): ``bench/gateway_latency.py``
+measures both clients on that path with everything else equal, and ``bench/RESULTS.md`` has
+the figures behind the choice. BYOK providers, reached over the internet where the client's
+cost is lost in the network's, are called with httpx. Providers see neither: they
+:meth:`ModelClient.build` an :class:`UpstreamRequest`, :meth:`ModelClient.send` it and read an
+:class:`UpstreamAnswer` (its status, headers, and its body whole or as
+:class:`UpstreamStream`).
 
 Clients are made on first use, so a gateway that never calls Anthropic never pays for that
 client, and one whose platform fleet is plain http (the usual case inside a cluster) never
-loads CA certificates before it can answer ``/readyz``. Transport failures become
+loads CA certificates before it can answer ``/readyz``; aiohttp, which loads them when
+imported, is imported then, off the event loop. Transport failures become
 :class:`~tenant_gateway.models.errors.UpstreamUnavailable`; whether a failure happened
 before the request left (safe to retry) is kept on the error.
 """
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 import logging
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable
-from typing import Protocol
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 import anyio
@@ -24,12 +37,15 @@ import msgspec
 from tenant_gateway.models.errors import UpstreamUnavailable
 from tenant_gateway.settings import GatewaySettings
 
+if TYPE_CHECKING:
+    import aiohttp
+
 log = logging.getLogger(__name__)
 
 LatencyObserver = Callable[[str, str, float], None]
 """Called as ``observe(provider, endpoint, seconds)`` with the time to a response head."""
 
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+_HTTPX_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 """Failures that happen before the request reaches the provider: safe to try again."""
 
 
@@ -54,6 +70,41 @@ class AnswerStream(Protocol):
         """Close the upstream response, even while the caller is being cancelled."""
 
 
+@dataclass(frozen=True, slots=True)
+class UpstreamRequest:
+    """A request to a provider, built by :meth:`ModelClient.build`."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes
+
+
+class UpstreamAnswer(Protocol):
+    """A provider's answer: its head, and its body read whole (``content``, when sent with
+    ``stream=False``) or to be read as it arrives (:class:`UpstreamStream`)."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """Looked up without regard to case."""
+        ...
+
+    @property
+    def content(self) -> bytes: ...
+
+    def aiter_bytes(self) -> AsyncIterator[bytes]:
+        """The body as it arrives; a broken-off body raises :class:`UpstreamUnavailable`."""
+        ...
+
+    async def aread(self) -> bytes: ...
+
+    async def aclose(self) -> None:
+        """Give the connection back (or close it when the body was not read to its end)."""
+
+
 def origin(url: str) -> str:
     """``scheme://host:port`` of ``url``: enough to name it in a message, no credentials."""
     parts = urlsplit(url)
@@ -67,39 +118,104 @@ def origin(url: str) -> str:
     return f"{parts.scheme}://{host}{port}"
 
 
-def cause(exc: BaseException) -> str:
+def cause(exc: BaseException, name: str | None = None) -> str:
     text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    name = name or type(exc).__name__
+    return f"{name}: {text}" if text else name
 
 
 def join(base_url: str, path: str) -> str:
     return f"{base_url.rstrip('/')}/{path}"
 
 
+def _broken_off(url: str, exc: BaseException, name: str | None = None) -> UpstreamUnavailable:
+    return UpstreamUnavailable(
+        f"the model endpoint {origin(url)} broke off its answer: {cause(exc, name)}"
+    )
+
+
+def check_url(url: str) -> None:
+    """Raise :class:`UpstreamUnavailable` unless ``url`` is an http(s) URL with a host."""
+    parts = urlsplit(url)
+    try:
+        _ = parts.port
+        usable = parts.scheme in ("http", "https") and bool(parts.hostname)
+        usable = usable and not any(c.isspace() or ord(c) < 32 for c in parts.netloc)
+    except ValueError:
+        usable = False
+    if not usable:
+        raise UpstreamUnavailable(
+            f"the model endpoint URL is not usable: {origin(url)} is not an http(s) URL "
+            "with a host and a port from 0 to 65535"
+        )
+
+
 class UpstreamStream:
     """An upstream answer being streamed as it is; iterate :meth:`chunks`, always
     :meth:`aclose`."""
 
-    def __init__(self, response: httpx.Response, base_url: str) -> None:
+    def __init__(self, response: UpstreamAnswer, base_url: str) -> None:
         self._response = response
         self._base_url = base_url
         self.content_type = response.headers.get("content-type", "text/event-stream")
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in self._response.aiter_bytes():
-                if chunk:
-                    yield chunk
-        except httpx.HTTPError as exc:
-            raise UpstreamUnavailable(
-                f"the model endpoint {origin(self._base_url)} broke off its answer: {cause(exc)}"
-            ) from None
+        async for chunk in self._response.aiter_bytes():
+            if chunk:
+                yield chunk
 
     async def aclose(self) -> None:
         # Shielded: the surrounding task may be cancelled because the client went away, and
         # the upstream request must still be ended (its connection closed if unfinished).
         with anyio.CancelScope(shield=True):
             await self._response.aclose()
+
+
+class _Session(Protocol):
+    """One provider kind's client."""
+
+    async def send(self, request: UpstreamRequest, *, stream: bool) -> UpstreamAnswer: ...
+
+    async def aclose(self) -> None: ...
+
+
+# -- httpx ----------------------------------------------------------------------------------
+
+
+class _HttpxAnswer:
+    __slots__ = ("_response", "_url")
+
+    def __init__(self, response: httpx.Response, url: str) -> None:
+        self._response = response
+        self._url = url
+
+    @property
+    def status_code(self) -> int:
+        return self._response.status_code
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return self._response.headers
+
+    @property
+    def content(self) -> bytes:
+        return self._response.content
+
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._response.aiter_bytes():
+                yield chunk
+        except httpx.HTTPError as exc:
+            raise _broken_off(self._url, exc) from None
+
+    async def aread(self) -> bytes:
+        try:
+            return await self._response.aread()
+        except httpx.HTTPError as exc:
+            raise _broken_off(self._url, exc) from None
+
+    async def aclose(self) -> None:
+        await self._response.aclose()
 
 
 class _LazyTransport(httpx.AsyncBaseTransport):
@@ -119,38 +235,9 @@ class _LazyTransport(httpx.AsyncBaseTransport):
             await self._transport.aclose()
 
 
-class ModelClient:
-    """The shared HTTP clients, one per provider kind (``platform``, ``openai``, ...)."""
-
-    def __init__(
-        self, settings: GatewaySettings, *, observe: LatencyObserver | None = None
-    ) -> None:
-        self.settings = settings
-        self.observe = observe
-        """Told the latency of every upstream call; the app sets it to feed its metrics."""
-        self._clients: dict[str, httpx.AsyncClient] = {}
-        self._started = False
-
-    async def start(self) -> None:
-        self._started = True
-
-    async def close(self) -> None:
-        self._started = False
-        clients, self._clients = self._clients, {}
-        for client in clients.values():
-            await client.aclose()
-
-    def http(self, provider: str) -> httpx.AsyncClient:
-        """The client of ``provider``'s calls, made on first use."""
-        client = self._clients.get(provider)
-        if client is None:
-            if not self._started:
-                raise UpstreamUnavailable("the model client is not started")
-            client = self._clients[provider] = self._make_client()
-        return client
-
-    def _make_client(self) -> httpx.AsyncClient:
-        s = self.settings
+class _HttpxSession:
+    def __init__(self, settings: GatewaySettings) -> None:
+        s = settings
         limits = httpx.Limits(
             max_connections=s.upstream_max_connections,
             max_keepalive_connections=min(32, s.upstream_max_connections),
@@ -161,7 +248,7 @@ class ModelClient:
             verify=ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), limits=limits
         )
         tls = _LazyTransport(lambda: httpx.AsyncHTTPTransport(verify=True, limits=limits))
-        return httpx.AsyncClient(
+        self.client = httpx.AsyncClient(
             transport=plain,
             mounts={"https://": tls},
             timeout=httpx.Timeout(
@@ -175,6 +262,199 @@ class ModelClient:
             follow_redirects=False,
         )
 
+    async def send(self, request: UpstreamRequest, *, stream: bool) -> UpstreamAnswer:
+        try:
+            built = self.client.build_request(
+                request.method, request.url, content=request.body or None, headers=request.headers
+            )
+        except httpx.InvalidURL as exc:
+            raise UpstreamUnavailable(
+                f"the model endpoint URL is not usable: {cause(exc)}"
+            ) from None
+        try:
+            response = await self.client.send(built, stream=stream)
+        except httpx.HTTPError as exc:
+            raise UpstreamUnavailable(
+                f"the model endpoint {origin(request.url)} is unreachable: {cause(exc)}",
+                retryable=isinstance(exc, _HTTPX_NOT_SENT),
+            ) from None
+        return _HttpxAnswer(response, request.url)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+# -- aiohttp --------------------------------------------------------------------------------
+
+_AIOHTTP_NAMES = {
+    "ClientConnectorError": "ConnectError",
+    "ClientConnectorSSLError": "ConnectError",
+    "ClientConnectorCertificateError": "ConnectError",
+    "ClientConnectorDNSError": "ConnectError",
+    "ConnectionTimeoutError": "ConnectTimeout",
+    "SocketTimeoutError": "ReadTimeout",
+    "ServerTimeoutError": "ReadTimeout",
+    "ServerDisconnectedError": "RemoteProtocolError",
+    "ClientPayloadError": "RemoteProtocolError",
+}
+"""aiohttp's failures under the names httpx gives the same ones, so a message says the same
+whichever client carried the call."""
+
+
+def _aiohttp_name(exc: BaseException) -> str:
+    for kind in type(exc).__mro__:
+        if kind.__name__ in _AIOHTTP_NAMES:
+            return _AIOHTTP_NAMES[kind.__name__]
+    return "ReadTimeout" if isinstance(exc, TimeoutError) else type(exc).__name__
+
+
+class _AiohttpAnswer:
+    __slots__ = ("_errors", "_response", "_url", "content")
+
+    def __init__(
+        self,
+        response: aiohttp.ClientResponse,
+        url: str,
+        errors: tuple[type[BaseException], ...],
+        content: bytes = b"",
+    ) -> None:
+        self._response = response
+        self._url = url
+        self._errors = errors
+        self.content = content
+
+    @property
+    def status_code(self) -> int:
+        return self._response.status
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return self._response.headers
+
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._response.content.iter_any():
+                yield chunk
+        except self._errors as exc:
+            raise _broken_off(self._url, exc, _aiohttp_name(exc)) from None
+
+    async def aread(self) -> bytes:
+        try:
+            return await self._response.read()
+        except self._errors as exc:
+            raise _broken_off(self._url, exc, _aiohttp_name(exc)) from None
+
+    async def aclose(self) -> None:
+        # Gives the connection back when the body was read to its end, else closes it.
+        self._response.release()
+
+
+class _AiohttpSession:
+    def __init__(self, settings: GatewaySettings, module: Any) -> None:
+        s = settings
+        self._aiohttp = module
+        self._errors: tuple[type[BaseException], ...] = (module.ClientError, TimeoutError)
+        self._not_sent: tuple[type[BaseException], ...] = (
+            module.ClientConnectorError,
+            module.ConnectionTimeoutError,
+        )
+        connector = module.TCPConnector(
+            limit=s.upstream_max_connections, limit_per_host=0, keepalive_timeout=30.0
+        )
+        self.client: aiohttp.ClientSession = module.ClientSession(
+            connector=connector,
+            timeout=module.ClientTimeout(
+                total=None,
+                connect=s.upstream_connect_timeout,
+                sock_read=s.upstream_read_timeout,
+            ),
+            # Providers are reached directly; proxy variables and .netrc must not redirect,
+            # and no provider's cookies are kept for the next call.
+            trust_env=False,
+            cookie_jar=module.DummyCookieJar(),
+        )
+
+    async def send(self, request: UpstreamRequest, *, stream: bool) -> UpstreamAnswer:
+        try:
+            response = await self.client.request(
+                request.method,
+                request.url,
+                data=request.body or None,
+                headers=request.headers,
+                allow_redirects=False,
+            )
+        except self._aiohttp.InvalidURL as exc:
+            raise UpstreamUnavailable(
+                f"the model endpoint URL is not usable: {cause(exc, 'InvalidURL')}"
+            ) from None
+        except self._errors as exc:
+            raise UpstreamUnavailable(
+                f"the model endpoint {origin(request.url)} is unreachable: "
+                f"{cause(exc, _aiohttp_name(exc))}",
+                retryable=isinstance(exc, self._not_sent),
+            ) from None
+        if stream:
+            return _AiohttpAnswer(response, request.url, self._errors)
+        try:
+            content = await response.read()
+        except self._errors as exc:
+            raise UpstreamUnavailable(
+                f"the model endpoint {origin(request.url)} is unreachable: "
+                f"{cause(exc, _aiohttp_name(exc))}"
+            ) from None
+        finally:
+            response.release()
+        return _AiohttpAnswer(response, request.url, self._errors, content)
+
+    async def aclose(self) -> None:
+        await self.client.close()
+
+
+# -- the client -----------------------------------------------------------------------------
+
+
+class ModelClient:
+    """The shared HTTP clients, one per provider kind (``platform``, ``openai``, ...)."""
+
+    def __init__(
+        self, settings: GatewaySettings, *, observe: LatencyObserver | None = None
+    ) -> None:
+        self.settings = settings
+        self.observe = observe
+        """Told the latency of every upstream call; the app sets it to feed its metrics."""
+        self._sessions: dict[str, _Session] = {}
+        self._aiohttp: asyncio.Future[Any] | None = None
+        self._started = False
+
+    async def start(self) -> None:
+        self._started = True
+
+    async def close(self) -> None:
+        self._started = False
+        sessions, self._sessions = self._sessions, {}
+        for session in sessions.values():
+            await session.aclose()
+
+    async def _session(self, provider: str) -> _Session:
+        """The client of ``provider``'s calls, made on first use."""
+        session = self._sessions.get(provider)
+        if session is not None:
+            return session
+        if not self._started:
+            raise UpstreamUnavailable("the model client is not started")
+        if provider == "platform" and self.settings.upstream_client == "aiohttp":
+            if self._aiohttp is None:
+                # Importing aiohttp loads CA certificates: done once, on a worker thread.
+                self._aiohttp = asyncio.ensure_future(
+                    asyncio.to_thread(importlib.import_module, "aiohttp")
+                )
+            module = await asyncio.shield(self._aiohttp)
+            session = self._sessions.get(provider) or _AiohttpSession(self.settings, module)
+        else:
+            session = _HttpxSession(self.settings)
+        self._sessions[provider] = session
+        return session
+
     def build(
         self,
         provider: str,
@@ -182,39 +462,25 @@ class ModelClient:
         url: str,
         headers: dict[str, str],
         body: bytes = b"",
-    ) -> httpx.Request:
-        try:
-            return self.http(provider).build_request(
-                method, url, content=body or None, headers=headers
-            )
-        except httpx.InvalidURL as exc:
-            raise UpstreamUnavailable(
-                f"the model endpoint URL is not usable: {cause(exc)}"
-            ) from None
+    ) -> UpstreamRequest:
+        """A request to ``provider``; an unusable URL raises :class:`UpstreamUnavailable`."""
+        check_url(url)
+        return UpstreamRequest(method, url, headers, body)
 
     async def send(
-        self, provider: str, endpoint: str, request: httpx.Request, *, stream: bool
-    ) -> httpx.Response:
+        self, provider: str, endpoint: str, request: UpstreamRequest, *, stream: bool
+    ) -> UpstreamAnswer:
         """Send ``request``; transport failures become :class:`UpstreamUnavailable`."""
         started = time.perf_counter()
-        try:
-            response = await self.http(provider).send(request, stream=stream)
-        except httpx.HTTPError as exc:
-            raise UpstreamUnavailable(
-                f"the model endpoint {origin(str(request.url))} is unreachable: {cause(exc)}",
-                retryable=isinstance(exc, _NOT_SENT),
-            ) from None
+        session = self._sessions.get(provider) or await self._session(provider)
+        response = await session.send(request, stream=stream)
         if self.observe is not None:
             self.observe(provider, endpoint, time.perf_counter() - started)
         return response
 
-    async def read_error(self, response: httpx.Response) -> bytes:
+    async def read_error(self, response: UpstreamAnswer) -> bytes:
         """The (short) body of an error answer to a streamed request; closes it."""
         try:
             return await response.aread()
-        except httpx.HTTPError as exc:
-            raise UpstreamUnavailable(
-                f"the model endpoint {origin(str(response.url))} broke off its answer: {cause(exc)}"
-            ) from None
         finally:
             await response.aclose()
