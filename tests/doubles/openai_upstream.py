@@ -13,6 +13,8 @@
   :attr:`chunk_delay` paces streamed chunks, and a client that goes away mid-stream is
   counted in :attr:`stream_disconnects`; :attr:`cut_stream_after` drops the connection
   after that many events, as a crashing model server would.
+* :attr:`usage_served` holds the ``usage`` of every answer delivered whole (a completion
+  body sent, or a stream sent to its end with its usage chunk): what a meter should count.
 
 In tests: ``with openai_upstream() as upstream:`` serves it on 127.0.0.1 in a thread and
 sets ``upstream.url`` (``http://127.0.0.1:PORT/v1``). Standalone:
@@ -82,6 +84,7 @@ class OpenAIUpstream:
         self.requests: list[RecordedRequest] = []
         self.stream_disconnects = 0
         self.streams_completed = 0
+        self.usage_served: list[dict[str, int]] = []
         self.url = ""
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -102,6 +105,8 @@ class OpenAIUpstream:
         self.chunk_delay = 0.0
         self.stream_disconnects = 0
         self.streams_completed = 0
+        with self._lock:
+            self.usage_served.clear()
 
     # -- ASGI ------------------------------------------------------------------------------
 
@@ -151,7 +156,10 @@ class OpenAIUpstream:
             elif body.get("stream"):
                 await self._stream(receive, send, body)
             else:
-                await self._json(send, 200, self._completion(body))
+                completion = self._completion(body)
+                await self._json(send, 200, completion)
+                with self._lock:
+                    self.usage_served.append(completion["usage"])
         else:
             await self._error(send, 404, f"no route {method} {path}")
 
@@ -286,6 +294,10 @@ class OpenAIUpstream:
                     await asyncio.wait({listener}, timeout=self.chunk_delay)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             self.streams_completed += 1
+            options = body.get("stream_options")
+            if isinstance(options, dict) and options.get("include_usage"):
+                with self._lock:
+                    self.usage_served.append(self._usage(body, self.reply_text(body)))
         finally:
             listener.cancel()
 
