@@ -28,6 +28,7 @@ import httpx
 import msgspec
 
 from bench import auth as auth_bench
+from bench import gateway_latency
 from bench import vault as vault_bench
 from bench.machine import describe
 from bench.stats import rss_mib, summary
@@ -243,6 +244,15 @@ def main() -> int:
     parser.add_argument("--concurrent", type=int, default=100, help="concurrent provisions")
     parser.add_argument("--chats", type=int, default=100, help="chat requests for RSS/latency")
     parser.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
+    parser.add_argument(
+        "--only", choices=["gateway-latency"], help="run only this part (it prints, never writes)"
+    )
+    latency = parser.add_argument_group("gateway latency (bench/gateway_latency.py)")
+    latency.add_argument("--rate", type=float, default=500.0, help="fixed rate, requests/s")
+    latency.add_argument("--duration", type=float, default=30.0, help="seconds at that rate")
+    latency.add_argument("--saturation", type=float, default=10.0, help="seconds of wrk")
+    latency.add_argument("--rounds", type=int, default=3, help="rounds over every target")
+    latency.add_argument("--no-litellm", action="store_true", help="leave LiteLLM out")
     args = parser.parse_args()
 
     lines: list[str] = []
@@ -250,6 +260,23 @@ def main() -> int:
     def out(line: str = "") -> None:
         print(line, flush=True)
         lines.append(line)
+
+    def gateway_hot_path() -> None:
+        options = gateway_latency.Options(
+            rate=args.rate,
+            duration=args.duration,
+            saturation_seconds=args.saturation,
+            rounds=args.rounds,
+            litellm=not args.no_litellm,
+        )
+        report = gateway_latency.run(options, lambda line: print(line, flush=True))
+        out(f"Gateway hot path, measured {datetime.date.today()} on {describe()}:")
+        for line in report:
+            out(line)
+
+    if args.only == "gateway-latency":
+        gateway_hot_path()
+        return 0
 
     with tempfile.TemporaryDirectory(prefix="tenantry-bench-") as tmp, upstream() as upstream_url:
         root = Path(tmp)
@@ -312,6 +339,9 @@ def main() -> int:
     out()
     for line in auth_bench.run():
         out(line)
+
+    out()
+    gateway_hot_path()
 
     if args.write:
         RESULTS.write_text(
