@@ -41,10 +41,14 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "serve",
         help="run vLLM's OpenAI-compatible server, supervised",
         usage="tenantry fleet serve --model NAME [options] [-- VLLM_OPTIONS...]",
+        description="Run `vllm serve` as a child process: wait for its /health, restart it "
+        "when it crashes, stop it on SIGTERM or Ctrl-C. Its output goes to DIR/fleet/vllm.log.",
         epilog=f"{PASSTHROUGH_HELP}, e.g. -- --gpu-memory-utilization 0.8",
     )
     serve.add_argument("--model", help="model to load (default $TENANTRY_FLEET_MODEL)")
-    serve.add_argument("--served-model-name", help="name tenants ask for (default: the model)")
+    serve.add_argument(
+        "--served-model-name", metavar="NAME", help="name tenants ask for (default: the model)"
+    )
     serve.add_argument("--host", help="address vLLM listens on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="vLLM's port (default 8000; 0 picks one)")
     serve.add_argument("--data-dir", help="state directory; vLLM's log goes to DIR/fleet/")

@@ -28,7 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--fleet-served-model-name", metavar="NAME", help="name tenants ask for the fleet model by"
     )
-    up.add_argument("--fleet-port", type=int, help="vLLM's port (default 8000; 0 picks one)")
+    up.add_argument(
+        "--fleet-port", type=int, metavar="PORT", help="vLLM's port (default 8000; 0 picks one)"
+    )
     up.set_defaults(run=up_cmd.run, takes_vllm_options=True)
 
     gateway = commands.add_parser(
