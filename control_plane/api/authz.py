@@ -79,8 +79,8 @@ async def authorize(
             raise RuntimeError(f"route {route.handler_name} declares no scope; refusing")
         return
     request_id = request_id_of(connection)
+    audit.set_actor(audit.Actor("anonymous", None, request_id))
     if need == PUBLIC:
-        audit.set_actor(audit.Actor("anonymous", None, request_id))
         return
     authenticator: Authenticator = connection.app.state.authenticator
     principal = await authenticator.authenticate(connection.headers.get("authorization"))

@@ -5,6 +5,10 @@ The API sets the acting principal and the request id for the request's task
 so an action is in the log if and only if it happened. Refused attempts are recorded by the
 API in a transaction of their own (``outcome="denied"``). Work the control plane does on its
 own (the reconciler, maintenance commands) is recorded as actor ``system``.
+
+The acting principal is also handed to the database layer (:func:`engine.working_for`), which
+names it in the line it logs for every platform-mode transaction: reads across tenants leave
+that line, not an entry here (an entry per read would bury the changes).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import msgspec
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from control_plane.db import engine
 from control_plane.db.models import AuditRow
 from control_plane.db.values import aware, utcnow
 
@@ -40,19 +45,26 @@ def current_actor() -> Actor:
     return _current.get()
 
 
+def _fields(actor: Actor) -> engine.CallerFields:
+    return {"actor_type": actor.type, "actor_id": actor.id, "request_id": actor.request_id}
+
+
 @contextmanager
 def acting(actor: Actor) -> Iterator[None]:
     """Attribute what happens in this block (this task and tasks it starts) to ``actor``."""
     token = _current.set(actor)
+    named = engine.working_for(_fields(actor))
     try:
         yield
     finally:
+        engine.stop_working_for(named)
         _current.reset(token)
 
 
 def set_actor(actor: Actor) -> None:
     """Attribute the rest of this task's work to ``actor`` (a request's guard)."""
     _current.set(actor)
+    engine.working_for(_fields(actor))
 
 
 def record(
@@ -64,8 +76,12 @@ def record(
     outcome: str = "success",
     **detail: Any,
 ) -> None:
-    """Append one entry to the caller's transaction."""
+    """Append one entry to the caller's transaction; in platform mode the entry says why
+    (``platform_reason``)."""
     actor = _current.get()
+    reason = session.info.get(engine.PLATFORM_REASON)
+    if reason is not None:
+        detail = {**detail, "platform_reason": reason}
     session.add(
         AuditRow(
             at=utcnow(),

@@ -16,12 +16,23 @@ transaction-local settings the row-level-security policies read (``SET LOCAL`` t
   installation-wide tables only).
 
 SQLite has no row-level security; the service layer enforces the same rules there.
+
+Platform mode is the one path past tenant isolation, so every use of it is accounted for:
+each platform transaction, on either database, ends with one line on the
+``control_plane.platform`` logger naming the reason, the outcome (``success`` or ``error``)
+and whom it worked for (the fields :func:`working_for` was given: actor and request id) —
+at ``INFO`` when it served a request, at ``DEBUG`` for the control plane's own sweeps. The
+reason is also in the session's ``info`` (:data:`PLATFORM_REASON`), so an audit entry made in
+the transaction can say why it crossed tenants.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection
+import logging
+from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import asynccontextmanager
+from contextvars import ContextVar, Token
+from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy import event, text
@@ -34,6 +45,48 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from control_plane.errors import StorageError
+
+PLATFORM_REASON = "platform_reason"
+"""Key of ``session.info`` holding a platform-mode transaction's reason."""
+
+platform_log = logging.getLogger("control_plane.platform")
+"""One line per platform-mode transaction (see the module docstring)."""
+
+CallerFields = Mapping[str, str | None]
+_NO_CALLER: CallerFields = MappingProxyType({})
+_caller: ContextVar[CallerFields] = ContextVar("tenantry_db_caller", default=_NO_CALLER)
+
+
+def working_for(fields: CallerFields) -> Token[CallerFields]:
+    """Name whom this task's transactions work for (``actor_type``, ``actor_id``,
+    ``request_id``) in the platform log; the audit context keeps it current."""
+    return _caller.set(fields)
+
+
+def stop_working_for(token: Token[CallerFields]) -> None:
+    _caller.reset(token)
+
+
+def _log_platform_use(reason: str, failure: BaseException | None) -> None:
+    caller = _caller.get()
+    level = logging.INFO if caller.get("request_id") else logging.DEBUG
+    if not platform_log.isEnabledFor(level):
+        return
+    outcome = "success" if failure is None else "error"
+    fields = {name: value for name, value in caller.items() if value is not None}
+    fields.update(platform_reason=reason, outcome=outcome)
+    if failure is not None:
+        fields["error"] = type(failure).__name__
+    platform_log.log(
+        level,
+        "platform mode (%s) for %s %s, request %s: %s",
+        reason,
+        fields.get("actor_type", "system"),
+        fields.get("actor_id", "-"),
+        fields.get("request_id", "-"),
+        outcome,
+        extra=fields,
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -96,10 +149,27 @@ class Database:
         """One unit of work: commits on success, rolls back on error.
 
         ``tenant`` confines it to one tenant's rows; ``platform`` (a reason) opens every
-        tenant's rows; at most one of them.
+        tenant's rows, and is logged; at most one of them.
         """
         if tenant is not None and platform is not None:
             raise ValueError("a transaction is for one tenant or for the platform, not both")
+        if platform is None:
+            async with self._transaction(tenant, None) as session:
+                yield session
+            return
+        try:
+            async with self._transaction(None, platform) as session:
+                session.info[PLATFORM_REASON] = platform
+                yield session
+        except BaseException as exc:
+            _log_platform_use(platform, exc)
+            raise
+        _log_platform_use(platform, None)
+
+    @asynccontextmanager
+    async def _transaction(
+        self, tenant: str | Collection[str] | None, platform: str | None
+    ) -> AsyncIterator[AsyncSession]:
         try:
             async with self._sessions() as session, session.begin():
                 if not self.is_sqlite:

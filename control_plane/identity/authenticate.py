@@ -18,6 +18,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 
+from control_plane import audit
 from control_plane.db.engine import Database
 from control_plane.db.models import AuthSessionRow, MembershipRow, UserRow
 from control_plane.db.values import aware, utcnow
@@ -81,22 +82,25 @@ class Authenticator:
         token_id: str | None = None,
         session_id: str | None = None,
     ) -> Principal:
-        async with self.db.transaction(platform="authenticate: load memberships") as session:
-            user = await session.get(UserRow, user_id)
-            if user is None or user.disabled_at is not None:
-                raise AuthenticationError("the account does not exist or is disabled")
-            if session_id is not None:
-                login = await session.get(AuthSessionRow, session_id)
-                if login is None or login.user_id != user_id or login.revoked_at is not None:
-                    raise AuthenticationError("the session has ended; log in again")
-                if aware(login.expires_at) <= self.now():
-                    raise AuthenticationError("the session has expired; log in again")
-            rows = await session.execute(
-                select(MembershipRow.tenant_id, MembershipRow.role).where(
-                    MembershipRow.user_id == user_id
+        # The platform log names whom this cross-tenant read is for.
+        actor = audit.Actor(str(kind), token_id or user_id, audit.current_actor().request_id)
+        with audit.acting(actor):
+            async with self.db.transaction(platform="authenticate: load memberships") as session:
+                user = await session.get(UserRow, user_id)
+                if user is None or user.disabled_at is not None:
+                    raise AuthenticationError("the account does not exist or is disabled")
+                if session_id is not None:
+                    login = await session.get(AuthSessionRow, session_id)
+                    if login is None or login.user_id != user_id or login.revoked_at is not None:
+                        raise AuthenticationError("the session has ended; log in again")
+                    if aware(login.expires_at) <= self.now():
+                        raise AuthenticationError("the session has expired; log in again")
+                rows = await session.execute(
+                    select(MembershipRow.tenant_id, MembershipRow.role).where(
+                        MembershipRow.user_id == user_id
+                    )
                 )
-            )
-            roles = {tenant_id: Role(role) for tenant_id, role in rows}
+                roles = {tenant_id: Role(role) for tenant_id, role in rows}
         return Principal(
             kind=kind,
             id=token_id or user_id,
