@@ -25,6 +25,11 @@ def test_values_are_read_and_normalised() -> None:
     assert settings.log_level == "debug"
 
 
+def test_the_platform_fleet_is_called_with_aiohttp_unless_told_httpx() -> None:
+    assert load_settings({}).upstream_client == "aiohttp"
+    assert load_settings({"TENANTRY_GATEWAY_UPSTREAM_CLIENT": " HTTPX "}).upstream_client == "httpx"
+
+
 def test_empty_values_mean_unset() -> None:
     settings = load_settings({"TENANTRY_PLATFORM_MODELS_URL": "", "TENANTRY_GATEWAY_LOG_LEVEL": ""})
     assert (settings.platform_models_url, settings.log_level) == (None, "warning")
@@ -38,6 +43,7 @@ def test_empty_values_mean_unset() -> None:
         ("TENANTRY_PLATFORM_MODELS_URL", "http:///v1", "expected a URL"),
         ("TENANTRY_PLATFORM_MODELS_URL", "http://vllm:port/v1", "port"),
         ("TENANTRY_GATEWAY_LOG_LEVEL", "loud", "expected debug, info"),
+        ("TENANTRY_GATEWAY_UPSTREAM_CLIENT", "requests", "expected aiohttp, httpx"),
     ],
 )
 def test_bad_values_name_the_variable(variable: str, value: str, message: str) -> None:
