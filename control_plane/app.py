@@ -50,6 +50,7 @@ from control_plane.settings import Settings
 from control_plane.tenants.events import EventSignal
 from control_plane.tenants.keys import GatewayKeyService
 from control_plane.tenants.lifecycle import TenantLifecycle
+from control_plane.tenants.plans import plan_budgets
 from control_plane.tenants.schemas import PLANS
 from control_plane.tenants.service import TenantService
 from control_plane.usage.service import UsageLedger
@@ -149,6 +150,7 @@ def create_app(
         catalog=catalog,
         platform_models_url=settings.platform_models_url,
         provider_bases={"openai": bases.openai, "anthropic": bases.anthropic},
+        plan_budgets=plan_budgets(settings.plan_budgets),
         control_plane_url=settings.internal_url,
         concurrency=settings.reconcile_concurrency,
         resync_interval=settings.resync_interval,

@@ -6,6 +6,7 @@ A wrong value raises :class:`~control_plane.errors.SettingsError` naming the var
 from __future__ import annotations
 
 import ipaddress
+import json
 import math
 import os
 import re
@@ -13,7 +14,7 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from control_plane.errors import SettingsError
@@ -158,6 +159,10 @@ class Settings:
     """``TENANTRY_LOGIN_WINDOW``: seconds a failed login attempt counts."""
     provider_env: dict[str, str] = field(default_factory=dict)
     """``TENANTRY_*_API_BASE`` variables: where provider credentials are validated."""
+    plan_budgets: dict[str, Any] = field(default_factory=dict)
+    """``TENANTRY_PLAN_BUDGETS``: changes to the plans' budgets, as JSON
+    (``{"free": {"monthly_tokens": 50000, "tokens_per_minute": null}}``; null: no limit);
+    checked by :func:`control_plane.tenants.plans.plan_budgets`."""
 
     @property
     def schema_owner_url(self) -> str:
@@ -316,6 +321,19 @@ def normalize_database_url(url: str, variable: str = "TENANTRY_DATABASE_URL") ->
     raise SettingsError(variable, f"unsupported database {scheme!r}; use sqlite or postgresql")
 
 
+def _json_object(env: Mapping[str, str], name: str) -> dict[str, Any]:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise SettingsError(name, f"expected a JSON object: {exc}") from None
+    if not isinstance(value, dict):
+        raise SettingsError(name, f"expected a JSON object, got {type(value).__name__}")
+    return value
+
+
 def load_settings(
     env: Mapping[str, str] | None = None,
     *,
@@ -393,4 +411,5 @@ def load_settings(
         login_window=_number(env, "TENANTRY_LOGIN_WINDOW", 900.0, minimum=1.0),
         trusted_proxies=_networks(env, "TENANTRY_TRUSTED_PROXIES"),
         provider_env={k: v for k, v in env.items() if k.endswith("_API_BASE")},
+        plan_budgets=_json_object(env, "TENANTRY_PLAN_BUDGETS"),
     )

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from control_plane.catalog.service import ModelCatalog
@@ -13,10 +14,10 @@ from control_plane.reconciler import metrics
 from control_plane.reconciler.decisions import Action, announces_start, decide, retry_delay
 from control_plane.runtime.base import GatewaySpec, Runtime, RuntimeFailure
 from control_plane.tenants.lifecycle import TenantLifecycle, TenantSnapshot
-from control_plane.tenants.plans import plan_budget
+from control_plane.tenants.plans import PLAN_BUDGETS, plan_budget
 from control_plane.tenants.states import TenantState
 from control_plane.vault.service import CredentialVault
-from tenant_gateway.contract import GatewayBundle, PlatformModel, SealedCredential
+from tenant_gateway.contract import Budget, GatewayBundle, PlatformModel, SealedCredential
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ class TenantReconciler:
         vault: CredentialVault,
         catalog: ModelCatalog,
         provider_bases: dict[str, str] | None = None,
+        plan_budgets: Mapping[str, Budget] = PLAN_BUDGETS,
         control_plane_url: str | None = None,
         concurrency: int = 16,
         resync_interval: float = 5.0,
@@ -38,6 +40,7 @@ class TenantReconciler:
         self.lifecycle = lifecycle
         self.runtime = runtime
         self.platform_models_url = platform_models_url
+        self.plan_budgets = plan_budgets
         self.provider_bases = dict(provider_bases or {})
         """Where gateways reach BYOK providers (``openai``, ``anthropic``)."""
         self.vault = vault
@@ -259,7 +262,7 @@ class TenantReconciler:
                 platform_models=platform_models or [],
                 platform_catalog=platform_models is not None,
                 provider_bases=self.provider_bases,
-                budget=plan_budget(tenant.plan),
+                budget=plan_budget(tenant.plan, self.plan_budgets),
                 model_aliases=tenant.model_aliases,
                 model_fallbacks=tenant.model_fallbacks,
             ),

@@ -8,9 +8,14 @@ bundle. ``None`` is no limit.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Final
+from typing import Any, Final
 
+import msgspec
+
+from control_plane.errors import SettingsError
 from tenant_gateway.contract import Budget
+
+VARIABLE = "TENANTRY_PLAN_BUDGETS"
 
 PLAN_BUDGETS: Final[Mapping[str, Budget]] = {
     "free": Budget(
@@ -35,6 +40,31 @@ PLAN_BUDGETS: Final[Mapping[str, Budget]] = {
 }
 
 
-def plan_budget(plan: str) -> Budget:
+def plan_budgets(changes: Mapping[str, Any]) -> dict[str, Budget]:
+    """Every plan's budget: :data:`PLAN_BUDGETS` with ``changes`` (from
+    ``TENANTRY_PLAN_BUDGETS``) applied field by field; a bad change names the variable."""
+    budgets = dict(PLAN_BUDGETS)
+    fields = set(msgspec.structs.asdict(Budget()))
+    for plan, change in changes.items():
+        if plan not in budgets:
+            raise SettingsError(VARIABLE, f"unknown plan {plan!r}; plans: {', '.join(budgets)}")
+        if not isinstance(change, dict):
+            raise SettingsError(VARIABLE, f"{plan}: expected an object of limits")
+        for name, value in change.items():
+            if name not in fields:
+                raise SettingsError(
+                    VARIABLE, f"{plan}.{name}: not a limit ({', '.join(sorted(fields))})"
+                )
+            if value is not None and (
+                not isinstance(value, int) or isinstance(value, bool) or value < 0
+            ):
+                raise SettingsError(
+                    VARIABLE, f"{plan}.{name}: expected a whole number >= 0 or null"
+                )
+        budgets[plan] = msgspec.structs.replace(budgets[plan], **change)
+    return budgets
+
+
+def plan_budget(plan: str, budgets: Mapping[str, Budget] = PLAN_BUDGETS) -> Budget:
     """The budget of ``plan``; an unknown plan gets the smallest (``free``)."""
-    return PLAN_BUDGETS.get(plan, PLAN_BUDGETS["free"])
+    return budgets.get(plan, budgets["free"])

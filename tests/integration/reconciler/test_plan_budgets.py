@@ -35,3 +35,19 @@ async def test_the_plans_budget_is_in_the_bundle_and_follows_a_plan_change(
         await eventually(unlimited, timeout=30, what="the enterprise plan's budget delivered")
         await client.delete("/api/v1/tenants/thrifty")
         await wait_state(client, tenant["id"], "deleted")
+
+
+async def test_changed_plan_budgets_reach_the_gateway(
+    control_plane: ControlPlaneFactory, data_dir: Path
+) -> None:
+    changes = '{"free": {"monthly_tokens": 1234, "requests_per_minute": null}}'
+    async with control_plane(TENANTRY_PLAN_BUDGETS=changes) as client:
+        tenant = (await client.post("/api/v1/tenants", json={"slug": "custom"})).json()
+        await wait_state(client, "custom", "running")
+        budget = delivered_budget(data_dir, tenant["id"])
+        assert budget is not None
+        assert budget.monthly_tokens == 1234
+        assert budget.requests_per_minute is None
+        assert budget.tokens_per_minute == PLAN_BUDGETS["free"].tokens_per_minute
+        await client.delete("/api/v1/tenants/custom")
+        await wait_state(client, tenant["id"], "deleted")
