@@ -65,6 +65,13 @@ def _import_sealed() -> tuple[type[Exception], _OpenCredential]:
     return SealError, open_credential
 
 
+async def _load_sealed() -> tuple[type[Exception], _OpenCredential]:
+    """:mod:`tenant_gateway.sealed`'s pieces; its first import runs on a worker thread."""
+    if "tenant_gateway.sealed" in sys.modules:
+        return _import_sealed()
+    return await asyncio.to_thread(_import_sealed)
+
+
 MAX_ANSWER = 1 << 20
 """Largest unseal answer read (a few data keys are a few hundred bytes)."""
 
@@ -88,13 +95,6 @@ def _post(url: str, token: str, timeout: float, tls: ssl.SSLContext | None) -> t
         return answer.status, answer.read(MAX_ANSWER)
     finally:
         connection.close()
-
-
-async def _load_sealed() -> tuple[type[Exception], _OpenCredential]:
-    """:mod:`tenant_gateway.sealed`'s pieces; its first import runs on a worker thread."""
-    if "tenant_gateway.sealed" in sys.modules:
-        return _import_sealed()
-    return await asyncio.to_thread(_import_sealed)
 
 
 class CredentialsSealed(GatewayError):
