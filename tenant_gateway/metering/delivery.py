@@ -97,6 +97,10 @@ class UsageDelivery:
         if self._waiting >= self.batch_size:
             self._batch_ready.set()
 
+    def deliver_soon(self) -> None:
+        """Deliver without waiting for the interval (unless backing off)."""
+        self._batch_ready.set()
+
     async def run(self) -> None:
         """Deliver whenever a batch is full or the interval has passed; back off on failure."""
         while True:

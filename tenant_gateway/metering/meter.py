@@ -42,7 +42,7 @@ class UsageMeter:
         self._bundle = bundle
         self.delivery = UsageDelivery(self.outbox, self.settings, bundle, identity_dir)
         self.outbox.on_stored = self.delivery.stored
-        self.delivery.stored(0)
+        self.delivery.deliver_soon()  # what a previous life left needs no interval to pass
         self._task = asyncio.get_running_loop().create_task(
             self.delivery.run(), name="usage-delivery"
         )
