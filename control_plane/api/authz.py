@@ -87,10 +87,10 @@ async def authorize(
     state = connection.scope.setdefault("state", {})
     state["principal"] = principal
     audit.set_actor(audit.Actor(str(principal.kind), principal.id, request_id))
+    audit_log: AuditLog = connection.app.state.audit_log
     tenant_ref = connection.path_params.get(TENANT_PARAM)
     if tenant_ref is None:
         if need != AUTHENTICATED and not principal.can(need):
-            audit_log: AuditLog = connection.app.state.audit_log
             await audit_log.record_denied(route.handler_name, need)
             raise PermissionDenied(f"this needs the {need} scope")
         return
@@ -98,7 +98,7 @@ async def authorize(
     tenant_id = await tenants.resolve_for(str(tenant_ref), principal.sees)
     state["tenant_id"] = tenant_id
     if need != AUTHENTICATED and not principal.can(need, tenant_id):
-        await tenants.record_denied(tenant_id, route.handler_name, need)
+        await audit_log.record_denied(route.handler_name, need, tenant_id)
         raise PermissionDenied(f"this needs the {need} scope on this tenant")
 
 

@@ -318,10 +318,3 @@ class TenantService:
         if not sees(tenant_id):
             raise NotFoundError(f"no tenant {ref!r}")
         return tenant_id
-
-    async def record_denied(self, tenant_id: str, action: str, scope: str) -> None:
-        """Audit a refused attempt (in its own transaction: nothing else happened)."""
-        async with self.db.transaction(tenant=tenant_id) as session:
-            audit.record(
-                session, action, tenant_id=tenant_id, outcome="denied", missing_scope=scope
-            )
