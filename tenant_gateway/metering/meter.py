@@ -13,7 +13,7 @@ from tenant_gateway.chat import CallRecord
 from tenant_gateway.contract import GatewayBundle
 from tenant_gateway.metering.delivery import DeliveryFailed, UsageDelivery
 from tenant_gateway.metering.events import usage_event
-from tenant_gateway.metering.outbox import UsageOutbox
+from tenant_gateway.metering.outbox import OutboxError, UsageOutbox
 from tenant_gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -54,8 +54,8 @@ class UsageMeter:
             return
         try:
             self.outbox.add(usage_event(call, self._bundle().tenant_id))
-        except RuntimeError:  # no running event loop: the process is going down
-            log.error("a call ended while the gateway stopped; its usage is not recorded")
+        except (OutboxError, RuntimeError):  # closed, or no event loop: the process stops
+            log.error("a call ended after the usage outbox closed; its usage is not recorded")
 
     async def persisted(self) -> None:
         """Wait until every event observed so far is committed to the outbox."""

@@ -156,6 +156,8 @@ class UsageOutbox:
 
     def add(self, event: UsageEvent) -> None:
         """Queue ``event`` for the next commit; returns at once (call on the event loop)."""
+        if self._executor is None:
+            raise OutboxError("the usage outbox is not open")
         self._queued.append(event)
         if self._queued_done is None:
             self._queued_done = asyncio.get_running_loop().create_future()

@@ -14,7 +14,7 @@ import pytest
 
 from tenant_gateway.chat import CallRecord
 from tenant_gateway.contract import UsageBatch, UsageEvent
-from tenant_gateway.metering import USAGE_FILE, UsageOutbox, new_event_id
+from tenant_gateway.metering import USAGE_FILE, OutboxError, UsageOutbox, new_event_id
 from tenant_gateway.metering import usage_event as make_event
 from tenant_gateway.metering.delivery import backoff
 from tenant_gateway.settings import SettingsError, load_settings
@@ -122,6 +122,17 @@ async def test_events_added_while_a_commit_runs_are_committed_by_the_next(
     assert sum(commits) == 3
     assert await outbox.count() == 3
     await outbox.close()
+
+
+async def test_a_closed_outbox_refuses_events_instead_of_keeping_them_in_memory(
+    tmp_path: Path,
+) -> None:
+    outbox = UsageOutbox(tmp_path / USAGE_FILE)
+    await outbox.open()
+    await outbox.close()
+    with pytest.raises(OutboxError):
+        outbox.add(make_event(call(), TENANT))
+    assert outbox.queued == 0
 
 
 async def test_persisted_with_nothing_queued_returns_at_once(tmp_path: Path) -> None:
