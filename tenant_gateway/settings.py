@@ -14,15 +14,18 @@ type and code), so one handler in the app turns every error into a response.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 PROBLEM_BASE = "https://tenantry.dev/problems/"
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 UPSTREAM_CLIENTS = ("aiohttp", "httpx")
 """HTTP clients the gateway can reach model providers with (``bench/`` compares them)."""
+DM_SCOPES = ("main", "per-peer", "per-channel-peer")
+"""How direct messages map to sessions (see :mod:`tenant_gateway.sessions.keys`)."""
 
 
 class GatewayError(Exception):
@@ -52,6 +55,40 @@ class SettingsError(GatewayError):
     problem = "bad-setting"
     title = "Bad setting"
     code = "bad_setting"
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    """How channel messages become sessions, and when sessions end. The installation's
+    defaults; per-tenant choices are to come through the bundle (see
+    :func:`tenant_gateway.sessions.reset_policy`)."""
+
+    dm_scope: str = "per-channel-peer"
+    """``TENANTRY_GATEWAY_DM_SCOPE``: one of :data:`DM_SCOPES`."""
+    idle_timeout: float | None = None
+    """``TENANTRY_GATEWAY_SESSION_IDLE_TIMEOUT``: seconds without a message after which a
+    session ends (``off`` or unset: never)."""
+    daily_reset_hour: int | None = 4
+    """``TENANTRY_GATEWAY_SESSION_DAILY_RESET``: hour (0-23) at which every session ends each
+    day (``off``: never)."""
+    timezone: str = "UTC"
+    """``TENANTRY_GATEWAY_SESSION_TIMEZONE``: IANA time zone of the daily reset."""
+
+
+@dataclass(frozen=True)
+class MemorySettings:
+    """The memory's optional vector search."""
+
+    embeddings_url: str | None = None
+    """OpenAI-compatible base URL whose ``POST /embeddings`` embeds notes:
+    ``TENANTRY_GATEWAY_EMBEDDINGS_URL``, else the platform's model URL when a model is set."""
+    embeddings_model: str | None = None
+    """``TENANTRY_GATEWAY_EMBEDDINGS_MODEL``: unset, memory search is full-text only."""
+    embeddings_connect_timeout: float = 5.0
+    embeddings_timeout: float = 30.0
+    """Seconds one embeddings request may take in all."""
+    recall_limit: int = 5
+    """Most notes added to a prompt as relevant memories."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +142,8 @@ class GatewaySettings:
     """``TENANTRY_GATEWAY_USAGE_RETRY_MAX``: longest wait between delivery attempts."""
     usage_delivery_timeout: float = 10.0
     """Seconds one delivery request may take before it counts as failed."""
+    sessions: SessionSettings = field(default_factory=SessionSettings)
+    memory: MemorySettings = field(default_factory=MemorySettings)
 
 
 def _url(env: Mapping[str, str], name: str) -> str | None:
@@ -180,10 +219,72 @@ def _usage_settings(env: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
+def _off_or_number(
+    env: Mapping[str, str], name: str, default: float | None, low: float, high: float, kind: type
+) -> float | None:
+    """Like :func:`_number`, with ``off`` for no value at all."""
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    if raw.strip().lower() == "off":
+        return None
+    try:
+        return _number(env, name, low, low, high, kind)
+    except SettingsError as exc:
+        raise SettingsError(f"{exc.detail}, or off") from None
+
+
+def _timezone(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        ZoneInfo(raw)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(
+            f"{name}={raw!r}: expected an IANA time zone such as Europe/Berlin"
+        ) from None
+    return raw
+
+
+def _session_settings(env: Mapping[str, str]) -> SessionSettings:
+    hour = _off_or_number(
+        env, "TENANTRY_GATEWAY_SESSION_DAILY_RESET", SessionSettings.daily_reset_hour, 0, 23, int
+    )
+    return SessionSettings(
+        dm_scope=_choice(env, "TENANTRY_GATEWAY_DM_SCOPE", DM_SCOPES, SessionSettings.dm_scope),
+        idle_timeout=_off_or_number(
+            env, "TENANTRY_GATEWAY_SESSION_IDLE_TIMEOUT", None, 1, 365 * 86400, float
+        ),
+        daily_reset_hour=None if hour is None else int(hour),
+        timezone=_timezone(env, "TENANTRY_GATEWAY_SESSION_TIMEZONE", SessionSettings.timezone),
+    )
+
+
+def _memory_settings(env: Mapping[str, str], platform_url: str | None) -> MemorySettings:
+    model = env.get("TENANTRY_GATEWAY_EMBEDDINGS_MODEL", "").strip() or None
+    url = _url(env, "TENANTRY_GATEWAY_EMBEDDINGS_URL")
+    if model is None:
+        if url is not None:
+            raise SettingsError(
+                "TENANTRY_GATEWAY_EMBEDDINGS_URL is set but TENANTRY_GATEWAY_EMBEDDINGS_MODEL "
+                "is not: name the embedding model"
+            )
+        return MemorySettings()
+    url = url or platform_url
+    if url is None:
+        raise SettingsError(
+            "TENANTRY_GATEWAY_EMBEDDINGS_MODEL is set but neither "
+            "TENANTRY_GATEWAY_EMBEDDINGS_URL nor TENANTRY_PLATFORM_MODELS_URL says where it runs"
+        )
+    return MemorySettings(embeddings_url=url, embeddings_model=model)
+
+
 def load_settings(env: Mapping[str, str]) -> GatewaySettings:
     """Read the gateway's settings from ``env`` (pass ``os.environ`` in a real process)."""
+    platform_models_url = _url(env, "TENANTRY_PLATFORM_MODELS_URL")
     return GatewaySettings(
-        platform_models_url=_url(env, "TENANTRY_PLATFORM_MODELS_URL"),
+        platform_models_url=platform_models_url,
         log_level=_choice(env, "TENANTRY_GATEWAY_LOG_LEVEL", LOG_LEVELS, "warning"),
         redis_url=_redis_url(env, "TENANTRY_GATEWAY_REDIS_URL"),
         upstream_client=_choice(
@@ -192,5 +293,7 @@ def load_settings(env: Mapping[str, str]) -> GatewaySettings:
             UPSTREAM_CLIENTS,
             GatewaySettings.upstream_client,
         ),
+        sessions=_session_settings(env),
+        memory=_memory_settings(env, platform_models_url),
         **_usage_settings(env),
     )
