@@ -39,8 +39,11 @@ from tenant_gateway.chat import CONVERSATION_HEADER, CallRecord, ChatService, Ch
 from tenant_gateway.contract import Readiness
 from tenant_gateway.credentials import CredentialKeeper
 from tenant_gateway.keys import BundleSource
+from tenant_gateway.memory import MEMORY_FILE, EmbeddingsClient, MemoryStore
+from tenant_gateway.memory_api import memory_routes
 from tenant_gateway.metering import USAGE_FILE, UsageMeter
 from tenant_gateway.models import ModelClient, ModelList, ModelRouter, UpstreamFailed
+from tenant_gateway.sessions import SESSIONS_FILE, SessionStore, reset_policy
 from tenant_gateway.settings import PROBLEM_BASE, GatewayError, GatewaySettings
 from tenant_gateway.store import ConversationStore
 
@@ -258,11 +261,14 @@ def create_app(
     credentials: CredentialKeeper | None = None,
     budgets: BudgetKeeper | None = None,
     meter: UsageMeter | None = None,
+    sessions: SessionStore | None = None,
+    memory: MemoryStore | None = None,
 ) -> Litestar:
     """The gateway app of one tenant. Startup opens the store, starts the model client and
     the bundle watcher; shutdown undoes that. The meter (``usage.sqlite3`` beside the
     conversations by default) commits every chat completion's usage event before its
-    response ends, and delivers the events to the control plane."""
+    response ends, and delivers the events to the control plane. Sessions and memory live
+    beside them too (``sessions.sqlite3``, ``memory.sqlite3``)."""
     keeper = credentials or CredentialKeeper(bundles.path.parent)
     bundles.listeners.append(keeper.sync)
     metrics = GatewayMetrics(bundles)
@@ -276,6 +282,14 @@ def create_app(
     )
     budgets.observe_refusal = lambda limit: metrics.budget_refusals.labels(limit).inc()
     meter = meter or UsageMeter(store.path.parent / USAGE_FILE, settings)
+    # Sessions and memory: the policy is read on every use, so per-tenant choices carried
+    # by the bundle can be laid over the settings in reset_policy later.
+    sessions = sessions or SessionStore(
+        store.path.parent / SESSIONS_FILE, lambda: reset_policy(settings.sessions)
+    )
+    memory = memory or MemoryStore(
+        store.path.parent / MEMORY_FILE, EmbeddingsClient.from_settings(settings.memory)
+    )
 
     def observe_call(call: CallRecord) -> None:
         metrics.observe_call(call)
@@ -336,7 +350,12 @@ def create_app(
         try:
             # The store opens on its own thread while the model client is made on this one.
             for outcome in await asyncio.gather(
-                store.open(), models.start(), meter.open(), return_exceptions=True
+                store.open(),
+                models.start(),
+                meter.open(),
+                sessions.open(),
+                memory.open(),
+                return_exceptions=True,
             ):
                 if isinstance(outcome, BaseException):
                     # Kept for the process to name the cause in its last words.
@@ -364,10 +383,19 @@ def create_app(
             await meter.close()
             await budgets.close()
             await models.close()
+            await memory.close()
+            await sessions.close()
             await store.close()
 
     app = Litestar(
-        route_handlers=[healthz, readyz, metrics_endpoint, list_models, chat_completions],
+        route_handlers=[
+            healthz,
+            readyz,
+            metrics_endpoint,
+            list_models,
+            chat_completions,
+            *memory_routes(memory, require_key),
+        ],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         before_send=[metrics.before_send],
@@ -377,4 +405,6 @@ def create_app(
     )
     app.state["metrics"] = metrics
     app.state["chat"] = chat
+    app.state["sessions"] = sessions
+    app.state["memory"] = memory
     return app
