@@ -292,3 +292,29 @@ async def test_get_updates_is_refused_while_a_webhook_is_set(api: TelegramBotAPI
     await bot.set_webhook("https://tenant.example.org/telegram")
     with pytest.raises(TelegramConflictError, match="webhook is active"):
         await bot.get_updates()
+
+
+async def test_parameters_arrive_by_query_string_json_form_and_multipart(
+    api: TelegramBotAPI, account: BotAccount
+) -> None:
+    base = f"{api.url}/bot{account.token}/sendMessage"
+    async with httpx.AsyncClient(timeout=30) as client:
+        by_query = await client.get(base, params={"chat_id": "7", "text": "123"})
+        by_json = await client.post(base, json={"chat_id": 8, "text": "json"})
+        by_form = await client.post(base, data={"chat_id": "9", "text": "true"})
+        multipart = {"chat_id": (None, "10"), "text": (None, "multi part")}
+        by_multipart = await client.post(base, files=multipart)
+        missing = await client.post(base, data={"text": "to nobody"})
+    assert all(r.json()["ok"] for r in (by_query, by_json, by_form, by_multipart))
+    assert [(m.chat_id, m.text) for m in api.sent(account.token)] == [
+        (7, "123"),
+        (8, "json"),
+        (9, "true"),
+        (10, "multi part"),
+    ]
+    assert missing.status_code == 400
+    assert missing.json() == {
+        "ok": False,
+        "error_code": 400,
+        "description": "Bad Request: chat_id is empty",
+    }
