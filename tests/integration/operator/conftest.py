@@ -8,15 +8,14 @@ kubelet by patching a Deployment's status, and reads what is stored from the emu
 
 The emulator's limits shape the fixtures: every resource the operator touches is registered
 up front (kopf discovers them), kopf runs cluster-wide, and Tenants are created with the
-``uid``, ``resourceVersion`` and ``generation`` a real API server would assign.
+``uid``, ``resourceVersion`` and ``generation`` a real API server would assign (see
+:mod:`tests.integration.operator.emulator`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import threading
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -27,101 +26,16 @@ from kubernetes import client as k8s
 from operators.config import OperatorConfig
 from operators.main import run
 from operators.tenant.spec import GROUP, PLURAL, VERSION, Storage, TenantSpec, tenant_resource
+from tests.integration.operator.emulator import (
+    TENANTS,
+    WATCHED,
+    ApiServerEmulator,
+    register,
+)
 from tests.waiting import eventually
 
 NAMESPACE = "tenants"
 TENANT_ID = "01a20000-0000-7000-8000-00000000c0de"
-TENANTS = f"{GROUP}/{VERSION}/{PLURAL}"
-VERBS = {"get", "list", "watch", "create", "update", "patch", "delete"}
-
-RESOURCES = {
-    TENANTS: ("Tenant", True, {"status"}),
-    "apps/v1/deployments": ("Deployment", True, {"status"}),
-    "v1/services": ("Service", True, set()),
-    "v1/serviceaccounts": ("ServiceAccount", True, set()),
-    "v1/persistentvolumeclaims": ("PersistentVolumeClaim", True, set()),
-    "v1/secrets": ("Secret", True, set()),
-    "v1/events": ("Event", True, set()),
-    "networking.k8s.io/v1/networkpolicies": ("NetworkPolicy", True, set()),
-    # Discovered only: kopf waits for both kinds to be known, even cluster-wide.
-    "v1/namespaces": ("Namespace", False, set()),
-    "apiextensions.k8s.io/v1/customresourcedefinitions": (
-        "CustomResourceDefinition",
-        False,
-        set(),
-    ),
-}
-
-
-class ApiServerEmulator(kmock.KubernetesEmulator):
-    """kmock's emulator, plus what a real API server stamps on every write: a new
-    ``resourceVersion`` each time, a ``uid`` on creation, and a ``generation`` that grows when
-    the spec changes. kopf relies on resource versions to tell its own writes from stale
-    events; without them it re-handles old snapshots of a Tenant.
-
-    JSON patches are applied without their ``test`` operations: kmock may drop an event while
-    a watch starts, and kopf, refused by a failed test, would wait for that event forever.
-    (As before, kmock does no optimistic concurrency.)"""
-
-    async def _handle(self, request: kmock.Request) -> Any:
-        if request.resource is not None and request.action == kmock.action.CREATE:
-            if isinstance(request.data, dict):
-                self._stamp_creation(request.data)
-        elif request.resource is not None and request.action == kmock.action.UPDATE:
-            if isinstance(request.data, dict) and request.name is not None:
-                self._stamp_merge(request)
-            elif isinstance(request.data, list):
-                request.data[:] = [op for op in request.data if op.get("op") != "test"]
-                request.data.append(
-                    {"op": "add", "path": "/metadata/resourceVersion", "value": _revision()}
-                )
-        return await super()._handle(request)
-
-    @staticmethod
-    def _stamp_creation(data: dict[str, Any]) -> None:
-        meta = data.setdefault("metadata", {})
-        meta.setdefault("uid", str(uuid.uuid4()))
-        meta["resourceVersion"] = _revision()
-        meta.setdefault("generation", 1)
-
-    def _stamp_merge(self, request: kmock.Request) -> None:
-        meta = request.data.setdefault("metadata", {})
-        meta["resourceVersion"] = _revision()
-        if "spec" in request.data and request.subresource is None:
-            current = self._current(request) or {}
-            generation = current.get("metadata", {}).get("generation") or 0
-            meta.setdefault("generation", generation + 1)
-
-    def _current(self, request: kmock.Request) -> dict[str, Any] | None:
-        for (resource, namespace, name), obj in self.objects.items():
-            same = (resource, namespace, name) == (
-                request.resource,
-                request.namespace,
-                request.name,
-            )
-            if same and not obj.deleted:
-                found: dict[str, Any] = obj.raw
-                return found
-        return None
-
-
-def _revision() -> str:
-    return str(next(_REVISIONS))
-
-
-_REVISIONS = itertools.count(1000)
-
-
-WATCHED = {
-    TENANTS,
-    "apps/v1/deployments",
-    "v1/services",
-    "v1/serviceaccounts",
-    "v1/persistentvolumeclaims",
-    "networking.k8s.io/v1/networkpolicies",
-}
-"""What the operator watches; kmock can drop an event while a watch starts, so the tests begin
-once every watch is open."""
 
 
 class Cluster:
@@ -138,11 +52,7 @@ class Cluster:
 
     def watched(self) -> set[str]:
         """The resources someone has opened a watch on."""
-        return {
-            f"{r.resource.group}/{r.resource.version}/{r.resource.plural}".lstrip("/")
-            for r in self.emulator[kmock.action.WATCH]
-            if r.resource is not None
-        }
+        return self.emulator.watched_resources
 
     def stored(self, resource: str, name: str, namespace: str = NAMESPACE) -> dict[str, Any] | None:
         for (kind, ns, found), obj in self.emulator.objects.items():
@@ -250,10 +160,7 @@ def tenant_body(
 @pytest.fixture
 async def cluster() -> AsyncIterator[Cluster]:
     async with ApiServerEmulator() as emulator, kmock.Server(emulator) as server:
-        for resource, (kind, namespaced, subresources) in RESOURCES.items():
-            emulator.resources[resource] = kmock.ResourceInfo(
-                kind=kind, namespaced=namespaced, verbs=VERBS, subresources=subresources
-            )
+        register(emulator)
         api = k8s.ApiClient(k8s.Configuration(host=str(server.url).rstrip("/")))
         try:
             yield Cluster(emulator, api)
