@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 import threading
+from collections.abc import Iterable
 from typing import Any
 
 import kopf
@@ -21,7 +22,7 @@ import kopf
 from operators.config import OperatorConfig, load_config
 from operators.errors import OperatorError, OperatorSettingsError
 from operators.tenant.apply import Cluster
-from operators.tenant.handlers import TenantHandlers, build_registry
+from operators.tenant.handlers import CHILD_KINDS, TenantHandlers, build_registry
 from operators.tenant.reconciler import TenantReconciler
 
 log = logging.getLogger(__name__)
@@ -72,13 +73,29 @@ def connection_info(configuration: Any, settings: kopf.OperatorSettings) -> kopf
     )
 
 
+class TenantDiffBase(kopf.AnnotationsDiffBaseStorage):
+    """kopf's diff base (the last handled spec, in an annotation), built for Tenants only.
+
+    kopf works out an object's essence on every event of every watched kind, by deep-copying
+    the whole object, to diff it against the last handled one. Only Tenants have change
+    handlers; the children have event handlers, which never see a diff, so their essence is
+    left empty and a child's event costs no copy of it (a Deployment's is the largest)."""
+
+    def build(
+        self, *, body: kopf.Body, extra_fields: Iterable[kopf.FieldSpec] | None = None
+    ) -> kopf.BodyEssence:
+        if body.get("kind") in CHILD_KINDS:
+            return kopf.BodyEssence()
+        return super().build(body=body, extra_fields=extra_fields)
+
+
 def operator_settings() -> kopf.OperatorSettings:
     """kopf's settings: our own finalizer and annotations, nothing written into the status
     but what the operator reports."""
     settings = kopf.OperatorSettings()
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+    settings.persistence.diffbase_storage = TenantDiffBase(
         prefix=PREFIX, key="last-handled-configuration"
     )
     settings.posting.level = logging.WARNING  # Kubernetes events only for trouble

@@ -17,7 +17,10 @@ What is watched:
   the volume claim when the storage retain policy says ``delete``.
 * The children (labelled ``app.kubernetes.io/managed-by: tenantry-operator``): a deleted child
   is rebuilt at once, and every change of the gateway Deployment re-reports the Tenant's status,
-  which is how a Tenant turns ``Running`` when its pod gets ready.
+  which is how a Tenant turns ``Running`` when its pod gets ready. A Deployment that merely
+  appears (created, or listed when a watch starts) is not reported on: whoever built it, a
+  reconcile, reports right after, and so does the reconcile of every Tenant when the operator
+  starts; with a thousand Tenants, that is two reads per Tenant saved on every start.
 
 The handlers are registered on a registry of their own (:func:`build_registry`), so the
 operator is started with exactly these and tests never share kopf's global registry.
@@ -52,7 +55,12 @@ CHILD_RESOURCES = (
     ("", "v1", "persistentvolumeclaims"),
     ("networking.k8s.io", "v1", "networkpolicies"),
 )
+CHILD_KINDS = frozenset(
+    {"Deployment", "Service", "ServiceAccount", "PersistentVolumeClaim", "NetworkPolicy"}
+)
 OWNED = {manifests.LABEL_MANAGED_BY: manifests.MANAGED_BY}
+APPEARED = frozenset({"ADDED", None})
+"""Event types of an object that appeared: created, or listed as a watch started (None)."""
 
 
 class TenantHandlers:
@@ -98,17 +106,24 @@ class TenantHandlers:
             delay = self.config.retry_delay(retry, exc.retry_after)
             raise kopf.TemporaryError(str(exc), delay=delay) from exc
 
+    @staticmethod
+    def concerns(event_type: str | None, plural: str) -> bool:
+        """Whether a child's event calls for work: a child vanished, or the gateway's
+        Deployment changed. The rest (most events) are filtered out before kopf invokes
+        a handler, so they cost no handler run and no log line."""
+        return event_type == "DELETED" or (plural == "deployments" and event_type not in APPEARED)
+
     async def child_event(
         self, event_type: str | None, plural: str, namespace: str | None, labels: Mapping[str, str]
     ) -> None:
         """A child changed or vanished: rebuild it, or re-report the gateway's readiness."""
         tenant = labels.get(manifests.LABEL_INSTANCE)
-        if not tenant or not namespace:
+        if not tenant or not namespace or not self.concerns(event_type, plural):
             return
         try:
             if event_type == "DELETED":
                 await self.reconciler.restore(namespace, tenant)
-            elif plural == "deployments":
+            else:
                 await self.reconciler.refresh(namespace, tenant)
         except OperatorError as exc:
             # Event handlers are not retried; the resync timer comes back to it.
@@ -159,7 +174,18 @@ def _watch_child(
     version: str,
     plural: str,
 ) -> None:
-    @kopf.on.event(group, version, plural, id=f"watch-{plural}", labels=OWNED, registry=registry)
+    def concerning(type: str | None, **_: Any) -> bool:
+        return handlers.concerns(type, plural)
+
+    @kopf.on.event(
+        group,
+        version,
+        plural,
+        id=f"watch-{plural}",
+        labels=OWNED,
+        when=concerning,
+        registry=registry,
+    )
     async def child_event(
         type: str | None, namespace: str | None, labels: kopf.Labels, **_: Any
     ) -> None:

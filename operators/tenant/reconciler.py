@@ -95,14 +95,7 @@ class TenantReconciler:
     async def refresh(self, namespace: str, name: str) -> TenantStatus | None:
         """Report again after the gateway's Deployment changed (the pod got ready, or not).
         The observed generation is left alone: only :meth:`reconcile` applies a spec."""
-        tenant = await self.cluster.get(KIND, namespace, name)
-        if tenant is None or is_deleting(tenant):
-            return None
-        try:
-            spec = parse_spec(tenant.get("spec") or {})
-        except OperatorError:
-            return None  # the change handlers have reported the bad spec
-        return await self._report(TenantRef.of(tenant), spec, observed_generation=None)
+        return await self._report(TenantRef(name=name, namespace=namespace, uid=""), None)
 
     async def restore(self, namespace: str, name: str) -> TenantStatus | None:
         """Rebuild the children of a Tenant after one of them vanished."""
@@ -145,10 +138,15 @@ class TenantReconciler:
         return self._reporting.setdefault((ref.namespace, ref.name), asyncio.Lock())
 
     async def _report(
-        self, ref: TenantRef, spec: TenantSpec, *, observed_generation: int | None
+        self,
+        ref: TenantRef,
+        spec: TenantSpec | None,
+        *,
+        observed_generation: int | None = None,
     ) -> TenantStatus | None:
-        """Write the status the Tenant's Deployment calls for. ``observed_generation=None``
-        keeps the one already written."""
+        """Write the status the Tenant's Deployment calls for. ``spec=None`` takes the spec
+        from the Tenant as read here; ``observed_generation=None`` keeps the one already
+        written."""
         async with self._lock(ref):
             tenant = await self.cluster.get(KIND, ref.namespace, ref.name)
             if tenant is None or is_deleting(tenant):
@@ -156,6 +154,11 @@ class TenantReconciler:
             previous = parse_status(tenant.get("status"))
             if observed_generation is None and _stands(previous):
                 return previous  # a refusal stands until a reconcile gets past it
+            if spec is None:
+                try:
+                    spec = parse_spec(tenant.get("spec") or {})
+                except OperatorError:
+                    return None  # the change handlers have reported the bad spec
             deployment = await self.cluster.get("Deployment", ref.namespace, ref.name)
             verdict = status.judge(spec, status.rollout_of(deployment), previous)
             keep = observed_generation is None

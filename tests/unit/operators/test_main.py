@@ -56,3 +56,25 @@ def test_kopf_keeps_its_marks_under_our_own_names() -> None:
     settings = operator_settings()
     assert settings.persistence.finalizer == "tenantry.dev/finalizer"
     assert isinstance(settings.persistence.progress_storage, kopf.AnnotationsProgressStorage)
+
+
+def test_kopf_diffs_tenants_but_not_their_children() -> None:
+    storage = operator_settings().persistence.diffbase_storage
+    tenant = kopf.Body(
+        {
+            "apiVersion": "tenantry.dev/v1alpha1",
+            "kind": "Tenant",
+            "metadata": {"name": "tenant-acme", "namespace": "tenants"},
+            "spec": {"plan": "pro"},
+        }
+    )
+    deployment = kopf.Body(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "tenant-acme", "namespace": "tenants"},
+            "spec": {"replicas": 1},
+        }
+    )
+    assert storage.build(body=tenant)["spec"] == {"plan": "pro"}
+    assert storage.build(body=deployment) == {}
