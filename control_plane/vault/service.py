@@ -19,7 +19,7 @@ import hmac
 import json
 import logging
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,9 @@ from control_plane.vault.keyring import KekRing, new_dek, read_ring_file, ring_f
 from tenant_gateway.contract import TENANT_SUSPENDED_PROBLEM, SealedCredential, UnsealResponse
 from tenant_gateway.redaction import SECRET_VALUES, SecretValues
 from tenant_gateway.sealed import open_credential, seal_credential
+
+Progress = Callable[[int, int], Awaitable[None] | None]
+"""Told ``(done, total)`` as a rotation goes; may return an awaitable to pace it."""
 
 log = logging.getLogger(__name__)
 
@@ -174,8 +177,10 @@ class CredentialVault:
         ):
             await session.delete(credential)
 
-    async def _key_row(self, session: AsyncSession, tenant_id: str) -> TenantDataKeyRow:
-        row = await session.get(TenantDataKeyRow, tenant_id)
+    async def _key_row(
+        self, session: AsyncSession, tenant_id: str, *, lock: bool = False
+    ) -> TenantDataKeyRow:
+        row = await session.get(TenantDataKeyRow, tenant_id, with_for_update=lock)
         if row is None or row.wrapped_dek is None:
             raise ConflictError("the tenant's data key is gone; its credentials are unreadable")
         return row
@@ -264,7 +269,9 @@ class CredentialVault:
                 raise NotFoundError(f"no tenant {tenant_id!r}")
             if tenant.delete_requested:
                 raise ConflictError(f"tenant {tenant.slug} is being deleted")
-            keys = await self._key_row(session, tenant_id)
+            # Locked: writes of one tenant's credentials take their versions one at a time
+            # (two writers must never seal different values under the same version).
+            keys = await self._key_row(session, tenant_id, lock=True)
             dek_version = self._write_version(keys)
             dek = self._unwrap(keys, dek_version)
             row = await session.scalar(
@@ -435,8 +442,12 @@ class CredentialVault:
 
     # -- rotation --------------------------------------------------------------------------
 
-    async def rotate_kek(self, progress: Callable[[int, int], None] | None = None) -> int:
-        """Rewrap every DEK not under the active KEK; one row per transaction; resumable."""
+    async def rotate_kek(self, progress: Progress | None = None) -> int:
+        """Rewrap every DEK not under the active KEK; one row per transaction; resumable.
+
+        ``progress(done, total)`` is told after each row; if it returns an awaitable, the
+        rotation waits for it before the next row.
+        """
         self._follow_ring_file()
         async with self.db.transaction(platform="vault: rotate KEK") as session:
             pending = list(
@@ -471,8 +482,8 @@ class CredentialVault:
                         row.kek_id = kek_id
                         row.updated_at = utcnow()
                         done += 1
-            if progress is not None:
-                progress(index, len(pending))
+            if progress is not None and (shown := progress(index, len(pending))) is not None:
+                await shown
         async with self.db.transaction() as session:
             audit.record(session, "vault.rotate_kek", target=self.ring.active_id, rewrapped=done)
         return done

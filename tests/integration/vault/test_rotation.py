@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -117,16 +117,26 @@ async def test_kek_rotation_under_concurrent_reads_and_writes(
                     kind = "read"
                 if midway.is_set() and not finished.is_set():
                     during[kind] += 1
+                    if during["read"] and during["write"]:
+                        overlapped.set()
             except Exception as exc:  # every failure is a test failure, reported below
                 failures.append(exc)
             if last_round:
                 return
 
-    def progress(done: int, total: int) -> None:
-        if done == 1:
-            midway.set()  # the first DEK is rewrapped, the others not yet
+    overlapped = asyncio.Event()
+
+    async def both_kinds_during() -> None:
+        # The rotation waits here, half done, until a read and a write have gone through.
+        await asyncio.wait_for(overlapped.wait(), timeout=60)
+
+    def progress(done: int, total: int) -> Awaitable[None] | None:
         if done == total:
             finished.set()
+        if done == 1:
+            midway.set()  # the first DEK is rewrapped, the others not yet
+            return both_kinds_during()
+        return None
 
     workers = [asyncio.create_task(load(seed)) for seed in range(4)]
     rewrapped = await rotator.rotate_kek(progress)
@@ -336,3 +346,19 @@ async def test_deleting_the_key_shreds_every_credential(
         assert keys.destroyed_at is not None
     assert await vault.list_credentials(tenant_id) == []
     assert (await vault.reveal(other_id, "openai"))["api_key"] == "sk-keep-me-please-0002"
+
+
+async def test_concurrent_writes_of_one_credential_take_distinct_versions(
+    db: Database, http: httpx.AsyncClient
+) -> None:
+    vault = vault_with(db, KekRing.generate("k"), http)
+    [tenant_id] = await make_tenants(vault, db, 1)
+    await vault.put(tenant_id, "openai", {"api_key": secret(tenant_id, 0)}, validate=False)
+    values = [secret(tenant_id, n) for n in range(1, 21)]
+    stored = await asyncio.gather(
+        *(vault.put(tenant_id, "openai", {"api_key": v}, validate=False) for v in values)
+    )
+    versions = [s.version for s in stored]
+    assert sorted(versions) == list(range(2, 22)), "no two writers share a version"
+    last = values[versions.index(max(versions))]
+    assert (await vault.reveal(tenant_id, "openai"))["api_key"] == last
