@@ -28,7 +28,7 @@ import httpx
 import msgspec
 
 from bench import auth as auth_bench
-from bench import gateway_latency
+from bench import gateway_latency, hot_path
 from bench import vault as vault_bench
 from bench.machine import describe
 from bench.stats import rss_mib, summary
@@ -245,7 +245,9 @@ def main() -> int:
     parser.add_argument("--chats", type=int, default=100, help="chat requests for RSS/latency")
     parser.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
     parser.add_argument(
-        "--only", choices=["gateway-latency"], help="run only this part (it prints, never writes)"
+        "--only",
+        choices=["gateway-latency", "hot-path"],
+        help="run only this part (it prints, never writes)",
     )
     latency = parser.add_argument_group("gateway latency (bench/gateway_latency.py)")
     latency.add_argument("--rate", type=float, default=500.0, help="fixed rate, requests/s")
@@ -253,6 +255,9 @@ def main() -> int:
     latency.add_argument("--saturation", type=float, default=10.0, help="seconds of wrk")
     latency.add_argument("--rounds", type=int, default=3, help="rounds over every target")
     latency.add_argument("--no-litellm", action="store_true", help="leave LiteLLM out")
+    latency.add_argument(
+        "--saturation-only", action="store_true", help="no fixed-rate runs, only wrk"
+    )
     args = parser.parse_args()
 
     lines: list[str] = []
@@ -268,14 +273,24 @@ def main() -> int:
             saturation_seconds=args.saturation,
             rounds=args.rounds,
             litellm=not args.no_litellm,
+            fixed_rate=not args.saturation_only,
         )
         report = gateway_latency.run(options, lambda line: print(line, flush=True))
         out(f"Gateway hot path, measured {datetime.date.today()} on {describe()}:")
         for line in report:
             out(line)
 
+    def request_path_pieces() -> None:
+        out("What the pieces of the gateway's request path cost (in-process):")
+        out()
+        for line in hot_path.run():
+            out(line)
+
     if args.only == "gateway-latency":
         gateway_hot_path()
+        return 0
+    if args.only == "hot-path":
+        request_path_pieces()
         return 0
 
     with tempfile.TemporaryDirectory(prefix="tenantry-bench-") as tmp, upstream() as upstream_url:
@@ -342,6 +357,8 @@ def main() -> int:
 
     out()
     gateway_hot_path()
+    out()
+    request_path_pieces()
 
     if args.write:
         RESULTS.write_text(

@@ -52,8 +52,12 @@ def _chunk(payload: Any) -> dict[str, Any]:
     }
 
 
+def _sse(data: bytes) -> bytes:
+    return b"data: " + data + b"\n\n"
+
+
 def _event(data: bytes) -> bytes:
-    frame = b"data: " + data + b"\n\n"
+    frame = _sse(data)
     return f"{len(frame):x}\r\n".encode() + frame + b"\r\n"
 
 
@@ -90,6 +94,8 @@ STREAM_PARTS = [
     _event(b"[DONE]") + b"0\r\n\r\n",
 ]
 """Written one by one, as a model server writes events as they are generated."""
+STREAM_BODY = b"".join(_sse(json.dumps(_chunk(d)).encode()) for d in _DELTAS) + _sse(b"[DONE]")
+"""The same stream's body, as a client reads it."""
 
 MODELS = _json_response(
     "200 OK",

@@ -40,6 +40,7 @@ from typing import Any
 import httpx
 import msgspec
 
+from bench.stats import rss_mib
 from tenant_gateway.contract import (
     GatewayBundle,
     GatewayKeyDigest,
@@ -122,6 +123,12 @@ class Target:
     key: str | None = None
     pid: int | None = None
     """The process whose CPU time is counted (None: not counted)."""
+    first_answer: float | None = None
+    """Seconds the first chat completion after ``/readyz`` took (clients made on first use)."""
+    rss_ready: float | None = None
+    """MiB resident when ready, before any chat completion."""
+    rss_after: float | None = None
+    """MiB resident after every round."""
 
 
 @contextmanager
@@ -157,6 +164,10 @@ def upstream() -> Iterator[Target]:
         yield Target("upstream alone", f"{base}/chat/completions", pid=process.pid)
 
 
+def log_of(runtime_dir: Path) -> str:
+    return (runtime_dir / "gateway.log").read_text()[-2000:]
+
+
 @contextmanager
 def gateway(root: Path, upstream_base: str, client: str) -> Iterator[Target]:
     """The real gateway process, with one gateway key, in front of ``upstream_base``."""
@@ -187,16 +198,20 @@ def gateway(root: Path, upstream_base: str, client: str) -> Iterator[Target]:
                 )
             except (OSError, msgspec.DecodeError):
                 if process.poll() is not None:
-                    raise RuntimeError(
-                        f"the gateway exited: {(runtime_dir / 'gateway.log').read_text()}"
-                    ) from None
+                    raise RuntimeError(f"the gateway exited: {log_of(runtime_dir)}") from None
                 return None
 
         port = _wait(state, 60, "the gateway").port
         target = Target(
             f"gateway ({client})", f"http://127.0.0.1:{port}/v1/chat/completions", key, process.pid
         )
-        _wait(lambda: _answers(target.url, BODIES["non-streaming"], key), 30, "a gateway answer")
+        url = f"http://127.0.0.1:{port}/readyz"
+        _wait(lambda: httpx.get(url, timeout=5).status_code == 200, 30, "/readyz")
+        target.rss_ready = rss_mib(process.pid)
+        started = time.perf_counter()
+        if not _answers(target.url, BODIES["non-streaming"], key):
+            raise RuntimeError(f"the gateway's first answer failed: {log_of(runtime_dir)}")
+        target.first_answer = time.perf_counter() - started
         yield target
 
 
@@ -298,7 +313,7 @@ def fixed_rate(
     result: dict[str, Any] = json.loads(out)
     if target.pid:
         spent = cpu_seconds(target.pid) - before
-        result["cpu_per_request"] = spent / max(1, result["ok"])
+        result["cpu_per_request"] = spent / result["ok"] if result["ok"] else None
         result["cpu_share"] = spent / elapsed
     return result
 
@@ -377,10 +392,12 @@ class Options:
     saturation_seconds: float = 10.0
     rounds: int = 3
     litellm: bool = True
+    fixed_rate: bool = True
+    """False: saturation runs only."""
     clients: tuple[str, ...] = CLIENTS
 
 
-def measure(options: Options, out: Any) -> dict[str, dict[str, Samples]]:
+def measure(options: Options, out: Any) -> tuple[dict[str, dict[str, Samples]], list[Target]]:
     """Every round, every target, both modes; ``out`` is told progress lines."""
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk is not installed (apt-get install -y wrk)")
@@ -406,24 +423,44 @@ def measure(options: Options, out: Any) -> dict[str, dict[str, Samples]]:
             for mode, body in BODIES.items():
                 for target in targets:
                     samples = results.setdefault(target.name, {}).setdefault(mode, Samples())
-                    fixed = fixed_rate(target, body, options.rate, options.duration, options.warmup)
-                    samples.fixed.append(fixed)
-                    settle(target)
+                    progress = f"round {n + 1} {mode:>13} {target.name:>24}: "
+                    if options.fixed_rate:
+                        fixed = fixed_rate(
+                            target, body, options.rate, options.duration, options.warmup
+                        )
+                        samples.fixed.append(fixed)
+                        settle(target)
+                        progress += (
+                            f"{options.rate:g}/s p50 {fixed['latency']['p50'] * 1000:.2f} ms "
+                            f"p99 {fixed['latency']['p99'] * 1000:.2f} ms ok {fixed['ok']} "
+                            f"errors {fixed['errors'] + fixed['unfinished']} "
+                            f"drain {fixed['drain']:.2f} s; "
+                        )
                     sat = saturation(target, body, options.saturation_seconds, script)
                     samples.saturated.append(sat)
                     settle(target)
-                    out(
-                        f"round {n + 1} {mode:>13} {target.name:>24}: "
-                        f"{options.rate:g}/s p50 {fixed['latency']['p50'] * 1000:.2f} ms "
-                        f"p99 {fixed['latency']['p99'] * 1000:.2f} ms ok {fixed['ok']} "
-                        f"errors {fixed['errors'] + fixed['unfinished']}; saturated "
-                        f"{sat['rate']:.0f}/s p99 {sat['p99'] * 1000:.1f} ms"
-                    )
-    return results
+                    out(f"{progress}saturated {sat['rate']:.0f}/s p99 {sat['p99'] * 1000:.1f} ms")
+        for target in targets:
+            if target.pid:
+                target.rss_after = rss_mib(target.pid)
+    return results, targets
 
 
-def report(results: dict[str, dict[str, Samples]], options: Options) -> list[str]:
-    lines = []
+def report(
+    results: dict[str, dict[str, Samples]], targets: list[Target], options: Options
+) -> list[str]:
+    lines = [
+        "",
+        "| gateway | RSS at /readyz (MiB) | first chat completion after /readyz "
+        "| RSS after the rounds (MiB) |",
+        "|---|---|---|---|",
+    ]
+    for target in targets:
+        if target.first_answer is not None:
+            lines.append(
+                f"| {target.name} | {target.rss_ready:.1f} | {target.first_answer * 1000:.0f} ms "
+                f"| {target.rss_after:.1f} |"
+            )
     rate = f"{options.rate:g}/s"
     names = list(results)
     direct = names[0]
@@ -431,51 +468,82 @@ def report(results: dict[str, dict[str, Samples]], options: Options) -> list[str
     for mode in BODIES:
         lines += [
             "",
-            f"{mode.capitalize()}, {rate} for {options.duration:g} s (open loop), then "
-            f"saturation ({options.saturation_seconds:g} s, wrk, 16 connections); "
-            f"medians of {options.rounds} rounds [min-max]:",
+            f"{mode.capitalize()}: {rate} for {options.duration:g} s (open loop), then "
+            f"saturation ({options.saturation_seconds:g} s, wrk, 16 connections); medians "
+            f"[min-max] of the rounds that held {rate} (99% answered 200, the last within "
+            "1 s of the last request):",
             "",
-            f"| target | {rate}: p50 (ms) | {rate}: p99 (ms) | added p50 over direct (ms) "
-            "| added p99 (ms) | CPU per request (ms) | saturated req/s on one core "
-            "| saturated p50 / p99 (ms) | failed |",
-            "|---|---|---|---|---|---|---|---|---|",
+            f"| target | rounds that held {rate} | p50 (ms) | p99 (ms) "
+            "| added p50 over direct (ms) | added p99 (ms) | CPU per request (ms) "
+            f"| answered 200 at {rate} | saturated req/s on one core "
+            "| saturated p50 / p99 (ms) |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         base = results[direct][mode]
         for name in names:
-            s = results[name][mode]
-            p50 = s.fixed_figure("latency", "p50")
-            p99 = s.fixed_figure("latency", "p99")
-            added50 = [a - b for a, b in zip(p50, base.fixed_figure("latency", "p50"), strict=True)]
-            added99 = [a - b for a, b in zip(p99, base.fixed_figure("latency", "p99"), strict=True)]
-            failed = sum(int(r["errors"] + r["unfinished"]) for r in s.fixed)
-            failed += sum(int(r["errors"]) for r in s.saturated)
-            cpu = s.fixed_figure("cpu_per_request") if name != direct else []
-            lines.append(
-                f"| {name} | {spread(p50)} | {spread(p99)} "
-                f"| {'—' if name == direct else spread(added50)} "
-                f"| {'—' if name == direct else spread(added99)} "
-                f"| {spread(cpu, digits=3) if cpu else 'n/a (shares CPU 1)'} "
-                f"| {spread(s.saturated_figure('rate'), scale=1, digits=0)} "
-                f"| {med(s.saturated_figure('p50')) * 1000:.2f} / "
-                f"{med(s.saturated_figure('p99')) * 1000:.2f} | {failed} |"
-            )
+            lines.append(_row(name, results[name][mode], base, is_direct=name == direct))
         if litellm_name is not None:
-            theirs = med(results[litellm_name][mode].saturated_figure("rate")) or float("nan")
-            their_p99 = med(results[litellm_name][mode].saturated_figure("p99"))
-            for name in names[1:]:
-                if name == litellm_name:
-                    continue
-                ours = results[name][mode].saturated_figure("rate")
-                p99 = med(results[name][mode].saturated_figure("p99"))
-                rounds = ", ".join(f"{r / theirs:.1f}x" for r in ours)
-                lines.append(
-                    f"\n{name} / LiteLLM, {mode}: {med(ours) / theirs:.1f}x the requests per "
-                    f"second on one core (rounds: {rounds}); "
-                    f"saturated p99 {p99 * 1000:.1f} ms vs {their_p99 * 1000:.1f} ms."
-                )
+            lines += _versus(results, names, litellm_name, mode)
     return lines
 
 
+def _held(result: dict[str, Any]) -> bool:
+    """Whether the target kept up: 99% answered 200, the last within a second of the last
+    request sent (a queue that grew through the run takes longer to drain)."""
+    return bool(result["ok"] >= 0.99 * result["sent"] and result.get("drain", 0.0) < 1.0)
+
+
+def _row(name: str, s: Samples, base: Samples, *, is_direct: bool) -> str:
+    held = [(mine, theirs) for mine, theirs in zip(s.fixed, base.fixed, strict=True) if _held(mine)]
+    p50 = [m["latency"]["p50"] for m, _ in held]
+    p99 = [m["latency"]["p99"] for m, _ in held]
+    added50 = [m["latency"]["p50"] - b["latency"]["p50"] for m, b in held]
+    added99 = [m["latency"]["p99"] - b["latency"]["p99"] for m, b in held]
+    cpu = [m["cpu_per_request"] for m, _ in held if m.get("cpu_per_request") is not None]
+    answered = sum(r["ok"] for r in s.fixed) / max(1, sum(r["sent"] for r in s.fixed))
+    sat_ok = [r for r in s.saturated if r["rate"] > 0]
+    saturated = "n/a"
+    if sat_ok:
+        p50_sat, p99_sat = med([r["p50"] for r in sat_ok]), med([r["p99"] for r in sat_ok])
+        saturated = f"{p50_sat * 1000:.1f} / {p99_sat * 1000:.1f}"
+    failures = sum(int(r["errors"]) for r in s.saturated)
+    return (
+        f"| {name} | {len(held)} of {len(s.fixed)} | {spread(p50)} | {spread(p99)} "
+        f"| {'—' if is_direct else spread(added50)} | {'—' if is_direct else spread(added99)} "
+        f"| {'n/a (shares CPU 1)' if is_direct else spread(cpu, digits=3)} "
+        f"| {answered:.1%} | {spread(s.saturated_figure('rate'), scale=1, digits=0)}"
+        f"{f' ({failures} failed)' if failures else ''} | {saturated} |"
+    )
+
+
+def _versus(
+    results: dict[str, dict[str, Samples]], names: list[str], litellm_name: str, mode: str
+) -> list[str]:
+    lines = []
+    theirs = med(results[litellm_name][mode].saturated_figure("rate"))
+    their_p99 = med(results[litellm_name][mode].saturated_figure("p99"))
+    if not theirs:
+        return [f"\nLiteLLM answered nothing at saturation ({mode}); no ratio."]
+    for name in names[1:]:
+        if name == litellm_name:
+            continue
+        ours = results[name][mode].saturated_figure("rate")
+        p99 = med(results[name][mode].saturated_figure("p99"))
+        rounds = ", ".join(f"{r / theirs:.1f}x" for r in ours)
+        lines.append(
+            f"\n{name} / LiteLLM, {mode}: {med(ours) / theirs:.1f}x the requests per second "
+            f"on one core (rounds: {rounds}); saturated p99 {p99 * 1000:.1f} ms vs "
+            f"{their_p99 * 1000:.1f} ms."
+        )
+    return lines
+
+
+RAW = ROOT / ".data" / "bench" / "gateway-latency.json"
+"""Every round's figures of the last run, for a closer look."""
+
+
 def run(options: Options, out: Any) -> list[str]:
-    results = measure(options, out)
-    return report(results, options)
+    results, targets = measure(options, out)
+    RAW.parent.mkdir(parents=True, exist_ok=True)
+    RAW.write_text(json.dumps({n: {m: vars(s) for m, s in r.items()} for n, r in results.items()}))
+    return report(results, targets, options)

@@ -12,7 +12,9 @@ generator's own cost per request to tens of microseconds.
 
 ``python -m bench.load --url URL --rate R --duration S [--stream] [--key K]`` prints one
 JSON object: latency percentiles in seconds, counts, the achieved rate and how late the
-generator itself was in sending (a figure that must stay small for the run to mean much).
+generator itself was in sending (a figure that must stay small for the run to mean much),
+and how long after the last request the last answer came (``drain``: a target that kept up
+with the rate answers within its latency).
 """
 
 from __future__ import annotations
@@ -98,6 +100,8 @@ class OpenLoop:
         self.errors = 0
         self.statuses: dict[int, int] = {}
         self.recording = False
+        self.drain = 0.0
+        """Seconds from the last request sent to the last answer: how far behind it fell."""
 
     async def _connection(self) -> _Connection:
         while True:
@@ -173,6 +177,7 @@ class OpenLoop:
         sent_until = time.perf_counter()
         if tasks:
             await asyncio.wait(tasks, timeout=30)
+        self.drain = time.perf_counter() - sent_until
         for connection in self.idle:
             if connection.transport is not None:
                 connection.transport.close()
@@ -193,6 +198,7 @@ class OpenLoop:
             "first_byte": spread(self.first_bytes) if self.first_bytes else None,
             "send_lag": spread(self.lags),
             "connections": self.opened,
+            "drain": self.drain,
         }
 
 
