@@ -25,6 +25,9 @@ class OperatorConfig:
     """Longest delay between retries."""
     request_timeout: float = 30.0
     """``TENANTRY_OPERATOR_REQUEST_TIMEOUT``: seconds one Kubernetes API call may take."""
+    reconcile_concurrency: int = 16
+    """``TENANTRY_OPERATOR_RECONCILE_CONCURRENCY``: Tenants whose children are applied at
+    once; the rest wait their turn (status reports do not)."""
     log_level: str = "info"
     """``TENANTRY_LOG_LEVEL``: debug, info, warning or error."""
 
@@ -47,6 +50,19 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise OperatorSettingsError(f"{name}={raw!r}: expected a whole number of at least 1")
+    return value
+
+
 def _log_level(env: Mapping[str, str], name: str) -> str:
     raw = env.get(name, "").strip().lower() or "info"
     if raw not in LOG_LEVELS:
@@ -59,5 +75,6 @@ def load_config(env: Mapping[str, str]) -> OperatorConfig:
     return OperatorConfig(
         resync_interval=_seconds(env, "TENANTRY_OPERATOR_RESYNC_INTERVAL", 60.0),
         request_timeout=_seconds(env, "TENANTRY_OPERATOR_REQUEST_TIMEOUT", 30.0),
+        reconcile_concurrency=_count(env, "TENANTRY_OPERATOR_RECONCILE_CONCURRENCY", 16),
         log_level=_log_level(env, "TENANTRY_LOG_LEVEL"),
     )

@@ -105,7 +105,10 @@ def operator_settings() -> kopf.OperatorSettings:
 
 def build(api_client: Any, config: OperatorConfig) -> kopf.OperatorRegistry:
     """The registry of the operator's handlers, logging kopf in with ``api_client``."""
-    reconciler = TenantReconciler(Cluster(api_client, request_timeout=config.request_timeout))
+    reconciler = TenantReconciler(
+        Cluster(api_client, request_timeout=config.request_timeout),
+        concurrency=config.reconcile_concurrency,
+    )
     registry = build_registry(TenantHandlers(reconciler, config))
 
     @kopf.on.login(registry=registry)

@@ -78,18 +78,25 @@ class TenantReconciler:
     is always about the latest state, and ``observedGeneration`` is only ever moved by a
     reconcile that applied that generation."""
 
-    def __init__(self, cluster: Cluster, *, clock: Callable[[], str] = utc_now) -> None:
+    def __init__(
+        self, cluster: Cluster, *, clock: Callable[[], str] = utc_now, concurrency: int = 16
+    ) -> None:
         self.cluster = cluster
         self.clock = clock
         self._reporting: dict[tuple[str, str], asyncio.Lock] = {}
+        self._building = asyncio.Semaphore(concurrency)
+        """How many Tenants have their children applied at once. Without a bound, a burst
+        of Tenants shares the API round-robin and every one of them is done only at the
+        end; with one, they are done one batch after another, at the same overall pace."""
 
     async def reconcile(self, ref: TenantRef, spec_body: Mapping[str, Any]) -> TenantStatus | None:
         """Build or repair every child from the spec, then report what the cluster shows."""
         check_tenant_name(ref.name)
         spec = parse_spec(spec_body)
         owner = manifests.Owner(name=ref.name, uid=ref.uid)
-        for child in manifests.make_children(spec, ref.name, ref.namespace, owner):
-            await self.cluster.apply(child)
+        async with self._building:
+            for child in manifests.make_children(spec, ref.name, ref.namespace, owner):
+                await self.cluster.apply(child)
         return await self._report(ref, spec, observed_generation=ref.generation)
 
     async def refresh(self, namespace: str, name: str) -> TenantStatus | None:

@@ -75,11 +75,13 @@ def test_settings_come_from_the_environment() -> None:
         {
             "TENANTRY_OPERATOR_RESYNC_INTERVAL": "120",
             "TENANTRY_OPERATOR_REQUEST_TIMEOUT": "5.5",
+            "TENANTRY_OPERATOR_RECONCILE_CONCURRENCY": "4",
             "TENANTRY_LOG_LEVEL": "DEBUG",
         }
     )
     assert config.resync_interval == 120.0
     assert config.request_timeout == 5.5
+    assert config.reconcile_concurrency == 4
     assert config.log_level == "debug"
     assert load_config({}) == OperatorConfig()
 
@@ -91,6 +93,8 @@ def test_settings_come_from_the_environment() -> None:
         ("TENANTRY_OPERATOR_RESYNC_INTERVAL", "0"),
         ("TENANTRY_OPERATOR_REQUEST_TIMEOUT", "-1"),
         ("TENANTRY_OPERATOR_REQUEST_TIMEOUT", "inf"),
+        ("TENANTRY_OPERATOR_RECONCILE_CONCURRENCY", "0"),
+        ("TENANTRY_OPERATOR_RECONCILE_CONCURRENCY", "2.5"),
         ("TENANTRY_LOG_LEVEL", "loud"),
     ],
 )
