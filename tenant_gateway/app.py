@@ -35,6 +35,11 @@ from prometheus_client import (
 )
 
 from tenant_gateway.budgets import BudgetKeeper, Ledger, LocalLedger, RedisLedger
+from tenant_gateway.channels.assistant import Assistant
+from tenant_gateway.channels.inbox import INBOX_FILE, Inbox
+from tenant_gateway.channels.pipeline import ChannelPipeline
+from tenant_gateway.channels.routes import inbound_routes
+from tenant_gateway.channels.worker import ReplySink
 from tenant_gateway.chat import CONVERSATION_HEADER, CallRecord, ChatService, ChatStream
 from tenant_gateway.contract import Readiness
 from tenant_gateway.credentials import CredentialKeeper
@@ -263,12 +268,15 @@ def create_app(
     meter: UsageMeter | None = None,
     sessions: SessionStore | None = None,
     memory: MemoryStore | None = None,
+    reply_sink: ReplySink | None = None,
 ) -> Litestar:
     """The gateway app of one tenant. Startup opens the store, starts the model client and
     the bundle watcher; shutdown undoes that. The meter (``usage.sqlite3`` beside the
     conversations by default) commits every chat completion's usage event before its
     response ends, and delivers the events to the control plane. Sessions and memory live
-    beside them too (``sessions.sqlite3``, ``memory.sqlite3``)."""
+    beside them too (``sessions.sqlite3``, ``memory.sqlite3``), and so does the inbox of channel
+    messages (``inbox.sqlite3``), whose replies go to ``reply_sink`` (default: POSTed to
+    the reply URL of the settings, if any)."""
     keeper = credentials or CredentialKeeper(bundles.path.parent)
     bundles.listeners.append(keeper.sync)
     metrics = GatewayMetrics(bundles)
@@ -296,6 +304,11 @@ def create_app(
         meter.observe(call)
 
     chat = ChatService(router, store, budgets=budgets, observe=observe_call)
+    # Channels: messages from adapters, answered in the background (tenant_gateway.channels).
+    assistant = Assistant(settings, lambda: bundles.bundle, chat, sessions, memory)
+    channels = ChannelPipeline(
+        settings, Inbox(store.path.parent / INBOX_FILE), assistant.answer, reply_sink
+    )
     ready = _Flag()
 
     def require_key(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
@@ -355,6 +368,7 @@ def create_app(
                 meter.open(),
                 sessions.open(),
                 memory.open(),
+                channels.open(),
                 return_exceptions=True,
             ):
                 if isinstance(outcome, BaseException):
@@ -370,6 +384,7 @@ def create_app(
             retrier = asyncio.create_task(
                 keeper.keep_trying(lambda: bundles.bundle), name="unseal-retrier"
             )
+            channels.start()
             ready.value = True
             try:
                 yield
@@ -380,6 +395,7 @@ def create_app(
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
         finally:
+            await channels.close()
             await meter.close()
             await budgets.close()
             await models.close()
@@ -395,6 +411,7 @@ def create_app(
             list_models,
             chat_completions,
             *memory_routes(memory, require_key),
+            *inbound_routes(channels, lambda: bundles.bundle),
         ],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
@@ -407,4 +424,5 @@ def create_app(
     app.state["chat"] = chat
     app.state["sessions"] = sessions
     app.state["memory"] = memory
+    app.state["channels"] = channels
     return app

@@ -118,6 +118,9 @@ class GatewayBundle(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     provider_bases: dict[str, str] = msgspec.field(default_factory=dict)
     """Where BYOK providers are reached (``openai``: a base URL ending in ``/v1``;
     ``anthropic``: an origin); unset: the providers' own APIs."""
+    inbound_key_digest: str | None = None
+    """:func:`digest_gateway_key` of the tenant's inbound key (:func:`inbound_key`), which
+    channel adapters present to post messages; None: the gateway takes no channel messages."""
     version: int = BUNDLE_VERSION
 
 
@@ -201,3 +204,21 @@ def digest_gateway_key(value: str, key: bytes) -> str:
     """
     inner = hashlib.sha256(value.encode("utf-8")).digest()
     return hmac.new(key, inner, hashlib.sha256).hexdigest()
+
+
+INBOUND_KEY_CONTEXT = "inbound:"
+
+
+def inbound_key(secret: bytes, tenant_id: str) -> str:
+    """The tenant's inbound key: hex ``HMAC-SHA256(secret, "inbound:" + tenant_id)``.
+
+    The control plane derives it from a key of its own whenever an adapter needs it, so it
+    is never stored; the gateway holds only its digest (``inbound_key_digest``).
+    """
+    message = (INBOUND_KEY_CONTEXT + tenant_id).encode("utf-8")
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()
+
+
+def inbound_key_digest(secret: bytes, tenant_id: str, key_digest_key: bytes) -> str:
+    """What the bundle's ``inbound_key_digest`` holds for the key :func:`inbound_key` makes."""
+    return digest_gateway_key(inbound_key(secret, tenant_id), key_digest_key)

@@ -92,6 +92,27 @@ class MemorySettings:
 
 
 @dataclass(frozen=True)
+class ChannelSettings:
+    """How the gateway answers channel messages (see :mod:`tenant_gateway.channels`)."""
+
+    model: str | None = None
+    """``TENANTRY_GATEWAY_CHANNEL_MODEL``: the model that answers; unset: the first the
+    tenant's model list names."""
+    context_length: int | None = None
+    """``TENANTRY_GATEWAY_CHANNEL_CONTEXT_LENGTH``: tokens of the model's window; unset: the
+    catalog's figure for the model, else 8192."""
+    reply_url: str | None = None
+    """``TENANTRY_GATEWAY_REPLY_URL``: where replies are POSTed (an adapter's endpoint);
+    unset: they wait in the outbox."""
+    concurrency: int = 4
+    """Sessions answered at the same time."""
+    retry_initial: float = 0.5
+    """First wait before a failed turn or reply delivery is tried again (doubling)."""
+    retry_max: float = 30.0
+    """Longest wait between tries."""
+
+
+@dataclass(frozen=True)
 class GatewaySettings:
     """What the gateway process is configured with besides its bundle."""
 
@@ -144,6 +165,7 @@ class GatewaySettings:
     """Seconds one delivery request may take before it counts as failed."""
     sessions: SessionSettings = field(default_factory=SessionSettings)
     memory: MemorySettings = field(default_factory=MemorySettings)
+    channels: ChannelSettings = field(default_factory=ChannelSettings)
 
 
 def _url(env: Mapping[str, str], name: str) -> str | None:
@@ -280,6 +302,19 @@ def _memory_settings(env: Mapping[str, str], platform_url: str | None) -> Memory
     return MemorySettings(embeddings_url=url, embeddings_model=model)
 
 
+def _channel_settings(env: Mapping[str, str]) -> ChannelSettings:
+    length = env.get("TENANTRY_GATEWAY_CHANNEL_CONTEXT_LENGTH", "").strip()
+    return ChannelSettings(
+        model=env.get("TENANTRY_GATEWAY_CHANNEL_MODEL", "").strip() or None,
+        context_length=(
+            int(_number(env, "TENANTRY_GATEWAY_CHANNEL_CONTEXT_LENGTH", 0, 256, 10**8, int))
+            if length
+            else None
+        ),
+        reply_url=_url(env, "TENANTRY_GATEWAY_REPLY_URL"),
+    )
+
+
 def load_settings(env: Mapping[str, str]) -> GatewaySettings:
     """Read the gateway's settings from ``env`` (pass ``os.environ`` in a real process)."""
     platform_models_url = _url(env, "TENANTRY_PLATFORM_MODELS_URL")
@@ -295,5 +330,6 @@ def load_settings(env: Mapping[str, str]) -> GatewaySettings:
         ),
         sessions=_session_settings(env),
         memory=_memory_settings(env, platform_models_url),
+        channels=_channel_settings(env),
         **_usage_settings(env),
     )

@@ -1,0 +1,59 @@
+"""The wire shape between channel adapters and the gateway's inbound pipeline.
+
+An adapter (Telegram polling or webhook, later WhatsApp, Discord) turns what its channel
+delivers into an :class:`InboundMessage` and posts it to ``INBOUND_PATH`` on the tenant's
+gateway with the tenant's *inbound key*; the gateway answers with :class:`OutboundReply`
+values the adapter sends back to the chat. The control plane imports this module, so it
+imports nothing from the rest of the gateway.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+
+INBOUND_PATH = "/internal/v1/inbound"
+
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[a-z0-9_-]+$")]
+Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+Text = Annotated[str, msgspec.Meta(max_length=64 * 1024)]
+
+
+class InboundMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One message a person sent on a channel, as the adapter hands it to the gateway."""
+
+    channel: Name
+    """The channel kind and account (``telegram``, ``discord``...)."""
+    message_id: Identifier
+    """The channel's own id of the message, unique per channel: a message posted twice (an
+    adapter retrying, a webhook replayed) is accepted once."""
+    chat_id: Identifier
+    """The chat the message was posted in (a DM or a group)."""
+    peer_id: Identifier
+    """Who sent it, as the channel identifies them."""
+    chat_type: Literal["dm", "group"]
+    text: Text
+    received_at: datetime
+    sender_name: Annotated[str, msgspec.Meta(max_length=256)] | None = None
+    mentioned: bool = False
+    """The bot was mentioned or replied to; in a group, only such messages are answered."""
+
+
+class OutboundReply(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What the assistant answers, for the adapter to send to ``chat_id``."""
+
+    channel: str
+    chat_id: str
+    text: str
+    in_reply_to: str | None = None
+    """The ``message_id`` answered; with ``channel`` it identifies the reply, so an adapter
+    that is handed a reply twice (delivery is at least once) can send it once."""
+
+
+class InboundReceipt(msgspec.Struct, frozen=True):
+    """The gateway's answer to ``POST INBOUND_PATH``."""
+
+    duplicate: bool
+    """True: the message had been accepted before; nothing new happens."""

@@ -1,0 +1,73 @@
+"""The inbound pipeline as one piece the app opens, feeds and closes.
+
+:class:`ChannelPipeline` owns the inbox, the worker that answers it and the reply sink;
+:meth:`ChannelPipeline.accept` is what ``POST /internal/v1/inbound`` does once the caller
+is authenticated.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from tenant_gateway.channels.assistant import lane_of
+from tenant_gateway.channels.contract import InboundMessage
+from tenant_gateway.channels.inbox import Inbox
+from tenant_gateway.channels.sink import HttpReplySink
+from tenant_gateway.channels.worker import InboxWorker, ReplySink, Turn
+from tenant_gateway.settings import GatewayError, GatewaySettings
+
+
+class BadInboundMessage(GatewayError):
+    status_code = 400
+    problem = "invalid-inbound-message"
+    title = "Invalid inbound message"
+    error_type = "invalid_request_error"
+    code = "invalid_inbound_message"
+
+
+def parse_inbound(body: bytes) -> InboundMessage:
+    """Decode an inbound message; :class:`BadInboundMessage` says what is wrong."""
+    try:
+        return msgspec.json.decode(body, type=InboundMessage)
+    except msgspec.ValidationError as exc:
+        raise BadInboundMessage(f"invalid inbound message: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise BadInboundMessage(f"the request body is not valid JSON: {exc}") from None
+
+
+class ChannelPipeline:
+    """Inbox, worker and sink; ``sink`` None: an HTTP sink if a reply URL is set, else
+    replies wait in the outbox."""
+
+    def __init__(
+        self, settings: GatewaySettings, inbox: Inbox, turn: Turn, sink: ReplySink | None = None
+    ) -> None:
+        self._settings = settings
+        self.inbox = inbox
+        self._http_sink: HttpReplySink | None = None
+        if sink is None and settings.channels.reply_url is not None:
+            sink = self._http_sink = HttpReplySink(settings.channels.reply_url)
+        self._worker = InboxWorker(inbox, turn, sink, settings.channels)
+
+    async def open(self) -> None:
+        await self.inbox.open()
+
+    def start(self) -> None:
+        """Answer what is pending (left over from before a restart too) and what comes."""
+        self._worker.start()
+
+    async def close(self) -> None:
+        await self._worker.stop()
+        if self._http_sink is not None:
+            await self._http_sink.close()
+        await self.inbox.close()
+
+    async def accept(self, body: bytes) -> bool:
+        """Store the message in ``body``; False if it was a duplicate."""
+        message = parse_inbound(body)
+        accepted = await self.inbox.accept(
+            message, lane_of(message, self._settings.sessions.dm_scope)
+        )
+        if accepted:
+            self._worker.wake()
+        return accepted
