@@ -18,6 +18,7 @@ from litestar.plugins.prometheus import PrometheusConfig
 from control_plane.api.audit import AuditController
 from control_plane.api.auth import ApiTokenController, AuthController, UserController
 from control_plane.api.authz import authorize, tenant_id_of
+from control_plane.api.channels import ChannelController
 from control_plane.api.credentials import CredentialController
 from control_plane.api.internal import ingest_usage, unseal_gateway
 from control_plane.api.members import InvitationController, MemberController, accept_invitation
@@ -27,6 +28,7 @@ from control_plane.api.problems import EXCEPTION_HANDLERS
 from control_plane.api.tenants import GatewayKeyController, TenantController
 from control_plane.api.usage import tenant_usage
 from control_plane.catalog.service import ModelCatalog
+from control_plane.channels.service import ISSUE_LIMITS, REDEEM_LIMITS, ChannelDirectory
 from control_plane.db import migrate
 from control_plane.db.engine import Database
 from control_plane.identity.access_tokens import AccessTokens, load_or_create_jwt_keys
@@ -82,6 +84,7 @@ STATE_DEPENDENCIES = (
     "api_tokens",
     "catalog",
     "usage",
+    "channels",
 )
 """Services handlers receive by name (``NamedDependency``), from the app's state."""
 
@@ -107,6 +110,13 @@ def _redis(url: str | None) -> Any:
     import redis.asyncio
 
     return redis.asyncio.from_url(url)
+
+
+def _throttle(redis_client: Any, limits: ThrottleLimits) -> LoginThrottle:
+    """Attempts counted in Redis when it is configured (shared by replicas), else here."""
+    if redis_client is not None:
+        return RedisThrottle(redis_client, limits)
+    return MemoryThrottle(limits)
 
 
 def _tenant_id(request: Request[Any, Any, Any]) -> str:
@@ -171,9 +181,7 @@ def create_app(
         per_address=settings.login_attempts_per_address,
         window=settings.login_window,
     )
-    throttle: LoginThrottle = (
-        RedisThrottle(redis_client, limits) if redis_client is not None else MemoryThrottle(limits)
-    )
+    throttle = _throttle(redis_client, limits)
     vault.on_change = reconciler.notify
     catalog.on_change = reconciler.notify_every_tenant
     services: dict[str, Any] = {
@@ -200,6 +208,13 @@ def create_app(
         "audit_log": AuditLog(db),
         "catalog": catalog,
         "usage": UsageLedger(db),
+        "channels": ChannelDirectory(
+            db,
+            keys.digests.digest,
+            bot_username=settings.telegram_platform_bot_username,
+            redeem_throttle=_throttle(redis_client, REDEEM_LIMITS),
+            issue_throttle=_throttle(redis_client, ISSUE_LIMITS),
+        ),
     }
 
     @asynccontextmanager
@@ -244,6 +259,7 @@ def create_app(
             CredentialController,
             MemberController,
             InvitationController,
+            ChannelController,
             accept_invitation,
             AuditController,
             ModelCatalogController,

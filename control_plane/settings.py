@@ -122,6 +122,9 @@ class Settings:
     runtime: RuntimeKind = "local"
     platform_models_url: str | None = None
     redis_url: str | None = None
+    telegram_platform_bot_username: str | None = None
+    """``TENANTRY_TELEGRAM_PLATFORM_BOT_USERNAME``: the platform bot's username (without
+    ``@``), named in pairing instructions; None: they say "the platform bot"."""
     log_level: str = "info"
     log_format: str = "auto"
     """``TENANTRY_LOG_FORMAT``: ``text``, ``json``, or ``auto`` (text on a terminal)."""
@@ -199,6 +202,7 @@ class Settings:
 
 
 _TRUE = {"1", "true", "yes", "on"}
+_BOT_USERNAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{1,28}[Bb][Oo][Tt]")
 _FALSE = {"0", "false", "no", "off", ""}
 
 
@@ -234,6 +238,18 @@ def _dns_label(env: Mapping[str, str], name: str, default: str) -> str:
     if not _DNS_LABEL.fullmatch(value):
         raise SettingsError(name, f"expected a DNS label (a-z, 0-9, -), got {value!r}")
     return value
+
+
+def _bot_username(env: Mapping[str, str], name: str) -> str | None:
+    """A Telegram bot username: 5 to 32 letters, digits or underscores, ending in ``bot``."""
+    raw = env.get(name, "").strip().removeprefix("@")
+    if not raw:
+        return None
+    if not _BOT_USERNAME.fullmatch(raw):
+        raise SettingsError(
+            name, f"{raw!r} is not a Telegram bot username (5-32 letters, digits, _; ends in bot)"
+        )
+    return raw
 
 
 def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
@@ -389,6 +405,9 @@ def load_settings(
         fleet=load_fleet_settings(env),
         platform_models_url=_url(env, "TENANTRY_PLATFORM_MODELS_URL", ("http", "https")),
         redis_url=_url(env, "TENANTRY_REDIS_URL", ("redis", "rediss", "unix")),
+        telegram_platform_bot_username=_bot_username(
+            env, "TENANTRY_TELEGRAM_PLATFORM_BOT_USERNAME"
+        ),
         log_level=log_level,
         log_format=_choice(env, "TENANTRY_LOG_FORMAT", ("auto", "text", "json"), "auto"),
         reconcile_concurrency=_int(

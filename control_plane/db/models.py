@@ -338,3 +338,40 @@ class UsageDailyRow(Base):
     requests: Mapped[int] = mapped_column(BigInteger)
     prompt_tokens: Mapped[int] = mapped_column(BigInteger)
     completion_tokens: Mapped[int] = mapped_column(BigInteger)
+
+
+# -- channels ---------------------------------------------------------------------------------
+
+
+class PairingCodeRow(Base):
+    """A code a tenant asked for to pair a chat through the platform bot; only its keyed
+    digest is stored. Single use (``used_at``), and it expires."""
+
+    __tablename__ = "pairing_codes"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    used_by_chat: Mapped[str | None] = mapped_column(String(64))
+
+
+class ChannelBindingRow(Base):
+    """A chat of a platform channel bound to one tenant: its messages go to that tenant's
+    gateway. A chat is bound to at most one tenant (unique on channel and chat id)."""
+
+    __tablename__ = "channel_bindings"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    chat_id: Mapped[str] = mapped_column(String(64))
+    display_name: Mapped[str] = mapped_column(String(256))
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (UniqueConstraint("channel", "chat_id"),)

@@ -44,6 +44,8 @@ SCOPES: Mapping[str, str] = {
     "members:admin": "invite, change and remove members",
     "audit:read": "read the audit log",
     "usage:read": "read the tenant's usage (requests and tokens, BYOK and platform)",
+    "channels:read": "list the tenant's connected chat channels",
+    "channels:write": "pair chats with the tenant (pairing codes) and unbind them",
     "users:admin": "create and manage user accounts (platform)",
     "models:read": "list the platform's model catalog (platform)",
     "models:write": "register, change and remove platform models (platform)",
@@ -52,8 +54,11 @@ SCOPES: Mapping[str, str] = {
 PLATFORM_SCOPES = frozenset({"tenants:create", "users:admin", "models:read", "models:write"})
 """Scopes that exist only installation-wide: no tenant role grants them."""
 
-_MEMBER = frozenset({"tenants:read", "members:read", "gateway-keys:read", "usage:read"})
+_MEMBER = frozenset(
+    {"tenants:read", "members:read", "gateway-keys:read", "usage:read", "channels:read"}
+)
 _ADMIN = _MEMBER | {
+    "channels:write",
     "tenants:write",
     "credentials:read",
     "credentials:write",

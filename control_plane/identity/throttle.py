@@ -8,7 +8,9 @@ successful login clears the account's window and gives back its slot in the addr
 
 Two stores with the same behaviour: in-process (the embedded default, one control plane)
 and Redis (a sorted set per key, updated by one Lua script) when ``TENANTRY_REDIS_URL`` is
-set, so every control-plane replica shares the counts.
+set, so every control-plane replica shares the counts. Other guessable attempts (pairing
+codes sent to the platform bot) use the same windows under a namespace of their own
+(:attr:`ThrottleLimits.namespace`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ class ThrottleLimits:
     per_address: int = 20
     window: float = 900.0
     """Seconds an attempt counts."""
+    namespace: str = "login"
+    """What is being throttled; keeps the windows of different kinds of attempt apart."""
 
 
 @dataclass(frozen=True)
@@ -54,8 +58,9 @@ class LoginThrottle(Protocol):
         """The attempt was right: clear the account's window, free the address's slot."""
 
 
-def _keys(account: str, address: str) -> tuple[str, str]:
-    return f"tenantry:login:account:{account.lower()}", f"tenantry:login:address:{address}"
+def _keys(limits: ThrottleLimits, account: str, address: str) -> tuple[str, str]:
+    prefix = f"tenantry:{limits.namespace}"
+    return f"{prefix}:account:{account.lower()}", f"{prefix}:address:{address}"
 
 
 def _refusal(retry_after: float) -> TooManyAttempts:
@@ -92,7 +97,7 @@ class MemoryThrottle:
                 del self._windows[key]
 
     async def reserve(self, account: str, address: str) -> Reservation:
-        account_key, address_key = _keys(account, address)
+        account_key, address_key = _keys(self.limits, account, address)
         async with self._lock:
             now = self.clock()
             if len(self._windows) >= self._next_sweep:
@@ -154,7 +159,7 @@ class RedisThrottle:
         self._script = redis.register_script(_RESERVE)
 
     async def reserve(self, account: str, address: str) -> Reservation:
-        account_key, address_key = _keys(account, address)
+        account_key, address_key = _keys(self.limits, account, address)
         member = secrets.token_hex(8)
         answer = await self._script(
             keys=[account_key, address_key],

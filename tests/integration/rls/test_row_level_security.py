@@ -16,6 +16,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from control_plane.app import create_app
+from control_plane.channels.schemas import Bound, Channel
 from control_plane.db.models import Base
 from control_plane.settings import load_settings
 from tenant_gateway.contract import USAGE_PATH
@@ -80,6 +81,7 @@ async def two_tenants(urls: tuple[str, str], tmp_path: Path) -> dict[str, str]:
             )
             assert stored.status_code == 200, stored.text
             await _report_usage(client, tenant_id)
+            await _bind_a_chat(client, tenant_id, chat_id=len(ids))
     # gateway_identities is kept for compatibility and written by nothing else here.
     await asyncio.to_thread(_add_gateway_identities, owner_url, ids)
     return ids
@@ -107,6 +109,16 @@ async def _report_usage(client: AsyncTestClient, tenant_id: str) -> None:
         headers={"Authorization": f"Bearer {identity}"},
     )
     assert reported.status_code == 200, reported.text
+
+
+async def _bind_a_chat(client: AsyncTestClient, tenant_id: str, chat_id: int) -> None:
+    """A pairing code, redeemed as the platform bot does (pairing_codes, channel_bindings)."""
+    issued = await client.post(f"/api/v1/tenants/{tenant_id}/channels/telegram/pairing")
+    assert issued.status_code == 201, issued.text
+    outcome = await client.app.state["channels"].redeem(
+        issued.json()["code"], Channel.TELEGRAM_PLATFORM, chat_id, f"chat {chat_id}"
+    )
+    assert isinstance(outcome, Bound), outcome
 
 
 def _add_gateway_identities(owner_url: str, ids: dict[str, str]) -> None:
