@@ -305,7 +305,9 @@ def create_app(
 
     chat = ChatService(router, store, budgets=budgets, observe=observe_call)
     # Channels: messages from adapters, answered in the background (tenant_gateway.channels).
-    assistant = Assistant(settings, lambda: bundles.bundle, chat, sessions, memory)
+    assistant = Assistant(
+        settings, lambda: bundles.bundle, chat, sessions, memory, keeper.check_serving
+    )
     channels = ChannelPipeline(
         settings, Inbox(store.path.parent / INBOX_FILE), assistant.answer, reply_sink
     )

@@ -12,7 +12,8 @@
   the message and the answer are appended to the session.
 
 A refused budget or an unreachable model is answered with a polite sentence instead of a
-crash: the message is done, and the person knows why nothing better came.
+crash: the message is done, and the person knows why nothing better came. While the tenant
+is suspended, ``serving`` raises and the message waits (the worker tries it again later).
 """
 
 from __future__ import annotations
@@ -65,12 +66,14 @@ class Assistant:
         chat: ChatService,
         sessions: SessionStore,
         memory: MemoryStore,
+        serving: Callable[[], None] = lambda: None,
     ) -> None:
         self._settings = settings
         self._bundle = bundle
         self._chat = chat
         self._sessions = sessions
         self._memory = memory
+        self._serving = serving
 
     async def answer(self, message: InboundMessage) -> str | None:
         """The reply text to ``message``, or None when it gets none."""
@@ -80,6 +83,7 @@ class Assistant:
             return RESET_REPLY
         if message.chat_type == "group" and not message.mentioned:
             return None
+        self._serving()
         try:
             return await self._turn(key, message)
         except BudgetRefused as exc:

@@ -9,6 +9,7 @@ from tenant_gateway.channels.assistant import is_reset, lane_of
 from tenant_gateway.channels.contract import InboundMessage, OutboundReply
 from tenant_gateway.channels.worker import Backoff
 from tenant_gateway.contract import digest_gateway_key, inbound_key, inbound_key_digest
+from tenant_gateway.settings import SettingsError, load_settings
 
 MESSAGE = {
     "channel": "telegram",
@@ -74,3 +75,25 @@ def test_backoff_doubles_to_its_longest_and_resets() -> None:
     assert [backoff.next() for _ in range(4)] == [0.5, 1.0, 1.5, 1.5]
     backoff.reset()
     assert backoff.next() == 0.5
+
+
+def test_channel_settings_are_read_and_a_bad_one_is_named() -> None:
+    settings = load_settings(
+        {
+            "TENANTRY_GATEWAY_CHANNEL_MODEL": " platform-llama ",
+            "TENANTRY_GATEWAY_CHANNEL_CONTEXT_LENGTH": "32768",
+            "TENANTRY_GATEWAY_REPLY_URL": "http://127.0.0.1:9000/replies/",
+        }
+    ).channels
+    assert (settings.model, settings.context_length, settings.reply_url) == (
+        "platform-llama",
+        32768,
+        "http://127.0.0.1:9000/replies",
+    )
+    assert load_settings({}).channels.model is None
+    for name, value in (
+        ("TENANTRY_GATEWAY_CHANNEL_CONTEXT_LENGTH", "lots"),
+        ("TENANTRY_GATEWAY_REPLY_URL", "ftp://example"),
+    ):
+        with pytest.raises(SettingsError, match=name):
+            load_settings({name: value})
