@@ -6,12 +6,14 @@ application role, under row-level security)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis.asyncio
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 
@@ -29,7 +31,7 @@ from control_plane.channels.service import REDEEM_LIMITS, ChannelDirectory
 from control_plane.db.engine import Database
 from control_plane.db.models import AuditRow, Base
 from control_plane.db.values import utcnow
-from control_plane.identity.throttle import MemoryThrottle
+from control_plane.identity.throttle import MemoryThrottle, RedisThrottle, ThrottleLimits
 from control_plane.settings import load_settings
 from tests.integration.api.conftest import join, login, make_user
 
@@ -287,3 +289,63 @@ async def test_another_tenants_binding_is_neither_seen_nor_removed(
     assert listed.status_code == 404
     assert await bindings(client, a, headers=owner_a) == []
     assert await directory(client).tenant_for(TELEGRAM, 7) == b
+
+
+async def test_a_code_sent_from_many_chats_at_once_binds_one(client: AsyncTestClient) -> None:
+    tenant_id = await new_tenant(client, "acme")
+    code = (await pairing_code(client, tenant_id))["code"]
+    bot = directory(client)
+
+    outcomes = await asyncio.gather(
+        *(bot.redeem(code, TELEGRAM, chat, f"chat {chat}") for chat in range(10, 16))
+    )
+
+    assert sum(isinstance(o, Bound) for o in outcomes) == 1
+    assert sum(isinstance(o, AlreadyUsed) for o in outcomes) == 5
+    assert len(await bindings(client, tenant_id)) == 1
+
+
+async def test_one_chat_pairing_with_two_tenants_at_once_ends_with_one(
+    client: AsyncTestClient,
+) -> None:
+    a, b = await new_tenant(client, "alpha"), await new_tenant(client, "bravo")
+    code_a = (await pairing_code(client, a))["code"]
+    code_b = (await pairing_code(client, b))["code"]
+    bot = directory(client)
+
+    outcomes = await asyncio.gather(
+        bot.redeem(code_a, TELEGRAM, 31, "chat"), bot.redeem(code_b, TELEGRAM, 31, "chat")
+    )
+
+    [bound] = [o for o in outcomes if isinstance(o, Bound)]
+    assert sum(isinstance(o, BoundElsewhere) for o in outcomes) == 1
+    assert await bot.tenant_for(TELEGRAM, 31) == bound.tenant_id
+    listed = {t: await bindings(client, t) for t in (a, b)}
+    assert sorted(len(rows) for rows in listed.values()) == [0, 1]
+
+
+async def test_wrong_codes_are_counted_in_redis_apart_from_logins(
+    database_env: dict[str, str], redis_url: str, tmp_path: Path
+) -> None:
+    env = {**database_env, "TENANTRY_REDIS_URL": redis_url}
+    settings = load_settings(env, data_dir=str(tmp_path / "data"))
+    app = create_app(settings, reconcile=False)
+    shared = redis.asyncio.from_url(redis_url)
+    try:
+        async with AsyncTestClient(app=app) as test_client:
+            wired = directory(test_client)
+            assert isinstance(wired.redeem_throttle, RedisThrottle), "shared by replicas"
+            bot = ChannelDirectory(
+                wired.db, wired.digest, redeem_throttle=RedisThrottle(shared, REDEEM_LIMITS)
+            )
+            wrong = [await bot.redeem("ZZZZZZZZ", TELEGRAM, 5150, "guesser") for _ in range(5)]
+            refused = await bot.redeem("ZZZZZZZZ", TELEGRAM, 5150, "guesser")
+            logins = RedisThrottle(shared, ThrottleLimits())
+            login = await logins.reserve("telegram_platform:5150", "telegram_platform")
+    finally:
+        await shared.aclose()
+
+    assert all(isinstance(outcome, UnknownCode) for outcome in wrong)
+    assert isinstance(refused, RateLimited)
+    assert 0 < refused.retry_after <= REDEEM_LIMITS.window
+    assert login.account_key.startswith("tenantry:login:"), "login windows are apart"
