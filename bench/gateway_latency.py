@@ -466,19 +466,29 @@ def report(
     direct = names[0]
     litellm_name = next((n for n in names if n.startswith("LiteLLM")), None)
     for mode in BODIES:
-        lines += [
-            "",
-            f"{mode.capitalize()}: {rate} for {options.duration:g} s (open loop), then "
-            f"saturation ({options.saturation_seconds:g} s, wrk, 16 connections); medians "
-            f"[min-max] of the rounds that held {rate} (99% answered 200, the last within "
-            "1 s of the last request):",
-            "",
-            f"| target | rounds that held {rate} | p50 (ms) | p99 (ms) "
-            "| added p50 over direct (ms) | added p99 (ms) | CPU per request (ms) "
-            f"| answered 200 at {rate} | saturated req/s on one core "
-            "| saturated p50 / p99 (ms) |",
-            "|---|---|---|---|---|---|---|---|---|---|",
-        ]
+        if options.fixed_rate:
+            lines += [
+                "",
+                f"{mode.capitalize()}: {rate} for {options.duration:g} s (open loop), then "
+                f"saturation ({options.saturation_seconds:g} s, wrk, 16 connections); medians "
+                f"[min-max] of the rounds that held {rate} (99% answered 200, the last within "
+                "1 s of the last request):",
+                "",
+                f"| target | rounds that held {rate} | p50 (ms) | p99 (ms) "
+                "| added p50 over direct (ms) | added p99 (ms) | CPU per request (ms) "
+                f"| answered 200 at {rate} | saturated req/s on one core "
+                "| saturated p50 / p99 (ms) |",
+                "|---|---|---|---|---|---|---|---|---|---|",
+            ]
+        else:
+            lines += [
+                "",
+                f"{mode.capitalize()}: saturation only ({options.saturation_seconds:g} s, wrk, "
+                f"16 connections); medians [min-max] of {options.rounds} rounds:",
+                "",
+                "| target | saturated req/s on one core | saturated p50 / p99 (ms) |",
+                "|---|---|---|",
+            ]
         base = results[direct][mode]
         for name in names:
             lines.append(_row(name, results[name][mode], base, is_direct=name == direct))
@@ -507,12 +517,17 @@ def _row(name: str, s: Samples, base: Samples, *, is_direct: bool) -> str:
         p50_sat, p99_sat = med([r["p50"] for r in sat_ok]), med([r["p99"] for r in sat_ok])
         saturated = f"{p50_sat * 1000:.1f} / {p99_sat * 1000:.1f}"
     failures = sum(int(r["errors"]) for r in s.saturated)
+    throughput = (
+        f"{spread(s.saturated_figure('rate'), scale=1, digits=0)}"
+        f"{f' ({failures} failed)' if failures else ''}"
+    )
+    if not s.fixed:
+        return f"| {name} | {throughput} | {saturated} |"
     return (
         f"| {name} | {len(held)} of {len(s.fixed)} | {spread(p50)} | {spread(p99)} "
         f"| {'—' if is_direct else spread(added50)} | {'—' if is_direct else spread(added99)} "
         f"| {'n/a (shares CPU 1)' if is_direct else spread(cpu, digits=3)} "
-        f"| {answered:.1%} | {spread(s.saturated_figure('rate'), scale=1, digits=0)}"
-        f"{f' ({failures} failed)' if failures else ''} | {saturated} |"
+        f"| {answered:.1%} | {throughput} | {saturated} |"
     )
 
 
