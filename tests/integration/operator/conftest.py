@@ -47,6 +47,7 @@ class Cluster:
         self.custom: Any = k8s.CustomObjectsApi(api)
         self.core: Any = k8s.CoreV1Api(api)
         self.apps: Any = k8s.AppsV1Api(api)
+        self.networking: Any = k8s.NetworkingV1Api(api)
 
     # -- reading what is stored --------------------------------------------------------------
 

@@ -8,9 +8,11 @@ import asyncio
 from typing import Any
 
 import kmock
+import msgspec
 import pytest
 
 from operators.config import OperatorConfig
+from operators.tenant.spec import plan_defaults
 from tests.integration.operator.conftest import (
     NAMESPACE,
     TENANT_ID,
@@ -129,22 +131,67 @@ async def test_a_suspended_tenant_has_no_pod_and_resumes(
     await cluster.tenant_status(NAME, phase="Running")
 
 
-@pytest.mark.parametrize("resource", ["v1/services", "apps/v1/deployments"])
+@pytest.mark.parametrize("resource", sorted(CHILDREN))
 async def test_a_deleted_child_comes_back(
     cluster: Cluster, operator: RunningOperator, resource: str
 ) -> None:
     await cluster.create_tenant(tenant_body(NAME, uid=UID))
     await cluster.tenant_status(NAME, phase="Provisioning")
+    name = CHILDREN[resource]
     delete = {
+        "v1/serviceaccounts": cluster.core.delete_namespaced_service_account,
+        "networking.k8s.io/v1/networkpolicies": cluster.networking.delete_namespaced_network_policy,
+        "v1/persistentvolumeclaims": cluster.core.delete_namespaced_persistent_volume_claim,
         "v1/services": cluster.core.delete_namespaced_service,
         "apps/v1/deployments": cluster.apps.delete_namespaced_deployment,
     }[resource]
 
-    await asyncio.to_thread(delete, NAME, NAMESPACE, _preload_content=False)
-    assert cluster.stored(resource, NAME) is None
+    await asyncio.to_thread(delete, name, NAMESPACE, _preload_content=False)
+    assert cluster.stored(resource, name) is None
 
-    restored = await cluster.appears(resource, NAME)
+    restored = await cluster.appears(resource, name)
     assert restored["metadata"]["ownerReferences"] == [OWNER]
+
+
+def _resources(deployment: dict[str, Any] | None) -> dict[str, Any]:
+    containers = (deployment or {}).get("spec", {}).get("template", {}).get("spec", {})
+    found: dict[str, Any] = containers.get("containers", [{}])[0].get("resources", {})
+    return found
+
+
+def _as_plan_says(plan: str, **limits: str) -> dict[str, Any]:
+    defaults = plan_defaults(plan)
+    return {
+        "requests": msgspec.to_builtins(defaults.requests),
+        "limits": {**msgspec.to_builtins(defaults.limits), **limits},
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"plan": "enterprise"}, _as_plan_says("enterprise")),
+        ({"plan": "free"}, _as_plan_says("free")),
+        ({"resources": {"limits": {"memory": "3Gi"}}}, _as_plan_says("pro", memory="3Gi")),
+    ],
+    ids=["bigger plan", "smaller plan", "own memory limit"],
+)
+async def test_a_new_plan_or_resources_resize_the_gateway(
+    cluster: Cluster, operator: RunningOperator, change: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    await running(cluster)  # on the pro plan
+    before = _resources(cluster.stored("apps/v1/deployments", NAME))
+    assert before == _as_plan_says("pro")
+    assert before != expected
+
+    await cluster.patch_tenant(NAME, {"spec": change})
+
+    async def resized() -> dict[str, Any] | None:
+        found = _resources(cluster.stored("apps/v1/deployments", NAME))
+        return found if found != before else None
+
+    assert await eventually(resized, what="the gateway's resources to change") == expected
+    await cluster.tenant_status(NAME, phase="Running", observedGeneration=2)
 
 
 @pytest.mark.parametrize(
