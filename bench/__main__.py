@@ -29,6 +29,7 @@ import msgspec
 
 from bench import auth as auth_bench
 from bench import gateway_latency, hot_path
+from bench import operator as operator_bench
 from bench import vault as vault_bench
 from bench.machine import describe
 from bench.stats import rss_mib, summary
@@ -246,7 +247,7 @@ def main() -> int:
     parser.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
     parser.add_argument(
         "--only",
-        choices=["gateway-latency", "hot-path"],
+        choices=["gateway-latency", "hot-path", "operator"],
         help="run only this part (it prints, never writes)",
     )
     latency = parser.add_argument_group("gateway latency (bench/gateway_latency.py)")
@@ -257,6 +258,13 @@ def main() -> int:
     latency.add_argument("--no-litellm", action="store_true", help="leave LiteLLM out")
     latency.add_argument(
         "--saturation-only", action="store_true", help="no fixed-rate runs, only wrk"
+    )
+    tenant_operator = parser.add_argument_group("Tenant operator (bench/operator.py)")
+    tenant_operator.add_argument(
+        "--operator-tenants",
+        type=int,
+        default=operator_bench.TENANTS,
+        help="Tenants created at once",
     )
     args = parser.parse_args()
 
@@ -286,8 +294,20 @@ def main() -> int:
         for line in hot_path.run():
             out(line)
 
+    def operator_throughput() -> None:
+        out(
+            f"Tenant operator against the Kubernetes API emulator, measured "
+            f"{datetime.date.today()} on {describe()}:"
+        )
+        out()
+        for line in operator_bench.run(args.operator_tenants):
+            out(line)
+
     if args.only == "gateway-latency":
         gateway_hot_path()
+        return 0
+    if args.only == "operator":
+        operator_throughput()
         return 0
     if args.only == "hot-path":
         request_path_pieces()
@@ -359,6 +379,8 @@ def main() -> int:
     gateway_hot_path()
     out()
     request_path_pieces()
+    out()
+    operator_throughput()
 
     if args.write:
         RESULTS.write_text(
