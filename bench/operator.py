@@ -347,6 +347,8 @@ def _measure(bench: Bench, count: int, api: Process, tenantry: Process) -> dict[
 
 
 def ms(seconds: float) -> str:
+    if seconds >= 1:
+        return f"{seconds:.1f} s"
     return f"{seconds * 1000:.0f} ms" if seconds >= 0.1 else f"{seconds * 1000:.1f} ms"
 
 
@@ -356,7 +358,9 @@ def run(count: int = TENANTS) -> list[str]:
     f = measure(count)
     load_after = os.getloadavg()[0]
     n, cpu, latency, small = f["count"], f["cpu"], f["latency"], f["small"]
-    met = "met" if n >= TENANTS and f["wall"] < GOAL_S else "NOT met"
+    met = "met" if f["wall"] < GOAL_S else "NOT met"
+    if n < TENANTS:
+        met = f"not measured: {n:,} Tenants only"
     return [
         "| figure | value | baseline in the same run | ratio |",
         "|---|---|---|---|",
