@@ -313,7 +313,10 @@ def create_app(
     )
     ready = _Flag()
 
-    def require_key(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    async def require_key(
+        connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+    ) -> None:
+        # async: a plain function would be run on a worker thread for every request.
         bundles.authenticate(connection.headers.get("authorization"))
 
     @get("/healthz")

@@ -34,6 +34,9 @@ class UpstreamError(GatewayError):
 
     retryable: bool = False
     retry_after: float | None = None
+    provider_fault: bool = True
+    """False when the failure is the gateway's own (no free pooled connection in time):
+    it must not make the provider rest."""
     fallback: ClassVar[bool] = True
 
     @property
@@ -51,9 +54,12 @@ class UpstreamUnavailable(UpstreamError):
     error_type = "upstream_error"
     code = "upstream_unreachable"
 
-    def __init__(self, detail: str, *, retryable: bool = False) -> None:
+    def __init__(
+        self, detail: str, *, retryable: bool = False, provider_fault: bool = True
+    ) -> None:
         super().__init__(detail)
         self.retryable = retryable
+        self.provider_fault = provider_fault
 
 
 class UpstreamBadAnswer(UpstreamError):

@@ -258,7 +258,7 @@ class ModelRouter:
                     self.observe_failure(target.provider.kind, failure_reason(exc))
                 wait = self._retry_wait(exc, attempt)
                 if wait is None:
-                    if exc.retryable:
+                    if exc.retryable and exc.provider_fault:
                         self.cooldowns.failed(target.key)
                     raise
                 log.info("retrying %s in %.2fs after: %s", target.name, wait, exc.detail)

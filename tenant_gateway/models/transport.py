@@ -277,6 +277,7 @@ class _HttpxSession:
             raise UpstreamUnavailable(
                 f"the model endpoint {origin(request.url)} is unreachable: {cause(exc)}",
                 retryable=isinstance(exc, _HTTPX_NOT_SENT),
+                provider_fault=not isinstance(exc, httpx.PoolTimeout),
             ) from None
         return _HttpxAnswer(response, request.url)
 
@@ -374,6 +375,14 @@ class _AiohttpSession:
             cookie_jar=module.DummyCookieJar(),
         )
 
+    def _pool_full(self) -> bool:
+        """Whether every pooled connection is in use (a wait for one is ours, not the
+        provider's, to blame); aiohttp keeps the count on its connector."""
+        connector = self.client.connector
+        acquired = getattr(connector, "_acquired", None)
+        limit = getattr(connector, "limit", 0)
+        return acquired is not None and bool(limit) and len(acquired) >= limit
+
     async def send(self, request: UpstreamRequest, *, stream: bool) -> UpstreamAnswer:
         try:
             response = await self.client.request(
@@ -392,6 +401,7 @@ class _AiohttpSession:
                 f"the model endpoint {origin(request.url)} is unreachable: "
                 f"{cause(exc, _aiohttp_name(exc))}",
                 retryable=isinstance(exc, self._not_sent),
+                provider_fault=not self._pool_full(),
             ) from None
         if stream:
             return _AiohttpAnswer(response, request.url, self._errors)
