@@ -124,14 +124,21 @@ def _follow(client: httpx.Client, tenant_id: str, goal: set[str], timeout: float
     """Print the tenant's events until it reaches a state in ``goal``; poll with a deadline."""
     deadline = time.monotonic() + timeout
     after = 0
-    while True:
+
+    def show_new_events() -> None:
+        nonlocal after
         for event in _call(
             client, "GET", f"/api/v1/tenants/{tenant_id}/events", params={"after": after}
         ):
             after = event["id"]
             print(f"  {event['created_at'][11:19]}  {event['type']:<22} {event['message']}")
+
+    while True:
+        show_new_events()
         tenant: dict[str, Any] = _call(client, "GET", f"/api/v1/tenants/{tenant_id}")
         if tenant["state"] in goal or (tenant["state"] == "failed" and "failed" not in goal):
+            # The state may have moved after the events were read: show the event that moved it.
+            show_new_events()
             return tenant
         if time.monotonic() > deadline:
             raise CliError(f"tenant still {tenant['state']} after {timeout:g}s")
