@@ -12,16 +12,15 @@ to come) open their own connections.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
 
+from tenant_gateway import volume_db
 from tenant_gateway.settings import GatewayError
 
 DATABASE_FILE = "conversations.sqlite3"
@@ -77,31 +76,6 @@ def new_turn(messages: Sequence[Message], *, new_conversation: bool) -> list[Mes
     return list(messages)
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    connection.execute("PRAGMA busy_timeout = 5000")
-    return connection
-
-
-def _open_database(path: Path) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    connection = _connect(path)
-    try:
-        connection.execute("PRAGMA journal_mode = WAL")
-        connection.execute("PRAGMA synchronous = NORMAL")
-        version = connection.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"{path} has schema version {version}; this gateway knows {SCHEMA_VERSION}"
-            )
-        connection.executescript(_SCHEMA)
-        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-    except BaseException:
-        connection.close()
-        raise
-    return connection
-
-
 def _rows(connection: sqlite3.Connection, conversation_id: str) -> list[StoredMessage]:
     cursor = connection.execute(
         "SELECT conversation_id, position, role, content, created_at FROM messages "
@@ -122,7 +96,7 @@ def _rows(connection: sqlite3.Connection, conversation_id: str) -> list[StoredMe
 
 def read_conversation(path: Path, conversation_id: str) -> list[StoredMessage]:
     """Every stored message of a conversation, in order, read with a connection of its own."""
-    connection = _connect(path)
+    connection = volume_db.connect(path)
     try:
         return _rows(connection, conversation_id)
     finally:
@@ -134,86 +108,60 @@ class ConversationStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._connection: sqlite3.Connection | None = None
-        self._executor: ThreadPoolExecutor | None = None
-
-    async def _run(self, work: Callable[[], T]) -> T:
-        if self._executor is None:
-            raise StoreError("the conversation store is not open")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, work)
-
-    def _db(self) -> sqlite3.Connection:
-        if self._connection is None:
-            raise StoreError("the conversation store is not open")
-        return self._connection
+        self._db = volume_db.VolumeDatabase(
+            path, _SCHEMA, SCHEMA_VERSION, StoreError, "conversations"
+        )
 
     async def open(self) -> None:
         """Open (and if need be create) the database and its schema."""
-        if self._executor is not None:
-            return
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="conversations")
-        try:
-            self._connection = await self._run(lambda: _open_database(self.path))
-        except (sqlite3.Error, OSError) as exc:
-            await self.close()
-            raise StoreError(f"cannot open {self.path}: {exc}") from None
-        except BaseException:
-            await self.close()
-            raise
+        await self._db.open()
 
     async def close(self) -> None:
-        executor, self._executor = self._executor, None
-        connection, self._connection = self._connection, None
-        if executor is None:
-            return
-        if connection is not None:
-            await asyncio.get_running_loop().run_in_executor(executor, connection.close)
-        executor.shutdown(wait=True)  # idle by now: the close above ran on it
+        await self._db.close()
 
+    @staticmethod
     def _record(
-        self, conversation_id: str, messages: Sequence[Message], reply: Message | None
+        db: sqlite3.Connection,
+        conversation_id: str,
+        messages: Sequence[Message],
+        reply: Message | None,
     ) -> int:
-        db = self._db()
         now = time.time()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            last = db.execute(
-                "SELECT MAX(position) FROM messages WHERE conversation_id = ?",
-                (conversation_id,),
-            ).fetchone()[0]
-            rows = new_turn(messages, new_conversation=last is None)
-            if reply is not None:
-                rows.append(reply)
-            start = 0 if last is None else last + 1
-            db.executemany(
-                "INSERT INTO messages (conversation_id, position, role, content, created_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                [
-                    (
-                        conversation_id,
-                        start + offset,
-                        str(message.get("role", "")),
-                        msgspec.json.encode(message).decode(),
-                        now,
-                    )
-                    for offset, message in enumerate(rows)
-                ],
-            )
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+        last = db.execute(
+            "SELECT MAX(position) FROM messages WHERE conversation_id = ?",
+            (conversation_id,),
+        ).fetchone()[0]
+        rows = new_turn(messages, new_conversation=last is None)
+        if reply is not None:
+            rows.append(reply)
+        start = 0 if last is None else last + 1
+        db.executemany(
+            "INSERT INTO messages (conversation_id, position, role, content, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [
+                (
+                    conversation_id,
+                    start + offset,
+                    str(message.get("role", "")),
+                    msgspec.json.encode(message).decode(),
+                    now,
+                )
+                for offset, message in enumerate(rows)
+            ],
+        )
         return len(rows)
 
     async def record(
         self, conversation_id: str, messages: Sequence[Message], reply: Message | None
     ) -> int:
         """Store a request's new turn and the reply to it; the number of rows written."""
-        try:
-            return await self._run(lambda: self._record(conversation_id, messages, reply))
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot write conversation {conversation_id}: {exc}") from None
+        return await self._db.transaction(
+            lambda db: self._record(db, conversation_id, messages, reply),
+            f"write conversation {conversation_id}",
+        )
 
     async def read(self, conversation_id: str) -> list[StoredMessage]:
         """Every stored message of a conversation, in order."""
-        return await self._run(lambda: _rows(self._db(), conversation_id))
+        return await self._db.run(
+            lambda db: _rows(db, conversation_id), f"read conversation {conversation_id}"
+        )
