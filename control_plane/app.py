@@ -27,7 +27,9 @@ from control_plane.api.ops import MetricsController, healthz, readyz
 from control_plane.api.problems import EXCEPTION_HANDLERS
 from control_plane.api.tenants import GatewayKeyController, TenantController
 from control_plane.api.usage import tenant_usage
+from control_plane.api.webhooks import channel_webhook
 from control_plane.catalog.service import ModelCatalog
+from control_plane.channels.gateways import GatewayLink
 from control_plane.channels.service import ISSUE_LIMITS, REDEEM_LIMITS, ChannelDirectory
 from control_plane.db import migrate
 from control_plane.db.engine import Database
@@ -85,6 +87,7 @@ STATE_DEPENDENCIES = (
     "catalog",
     "usage",
     "channels",
+    "gateway_link",
 )
 """Services handlers receive by name (``NamedDependency``), from the app's state."""
 
@@ -183,6 +186,7 @@ def create_app(
     )
     throttle = _throttle(redis_client, limits)
     vault.on_change = reconciler.notify
+    gateway_link = GatewayLink(db, keys.digests)
     catalog.on_change = reconciler.notify_every_tenant
     services: dict[str, Any] = {
         "settings": settings,
@@ -208,6 +212,7 @@ def create_app(
         "audit_log": AuditLog(db),
         "catalog": catalog,
         "usage": UsageLedger(db),
+        "gateway_link": gateway_link,
         "channels": ChannelDirectory(
             db,
             keys.digests.digest,
@@ -244,6 +249,7 @@ def create_app(
         finally:
             await reconciler.stop()
             await runtime.close()
+            await gateway_link.close()
             await provider_http.aclose()
             if redis_client is not None:
                 await redis_client.aclose()
@@ -267,6 +273,7 @@ def create_app(
             unseal_gateway,
             ingest_usage,
             tenant_usage,
+            channel_webhook,
             healthz,
             readyz,
             MetricsController,

@@ -11,7 +11,9 @@
     ├── AuthenticationError    401
     ├── PermissionDenied       403 (authenticated, but the scope is missing)
     ├── TooManyAttempts        429 (login throttled; carries retry_after)
-    └── StorageError           503 (the database refused or is unreachable)
+    ├── StorageError           503 (the database refused or is unreachable)
+    └── GatewayUnavailable     503 (a tenant's gateway is not running or did not answer;
+                                    carries retry_after)
 """
 
 from __future__ import annotations
@@ -88,3 +90,13 @@ class StorageError(TenantryError):
     status_code = 503
     problem_type = "https://tenantry.dev/problems/storage-unavailable"
     title = "Storage unavailable"
+
+
+class GatewayUnavailable(TenantryError):
+    status_code = 503
+    problem_type = "https://tenantry.dev/problems/gateway-unavailable"
+    title = "Gateway unavailable"
+
+    def __init__(self, detail: str, retry_after: int = 5) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after

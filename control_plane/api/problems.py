@@ -11,7 +11,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ExceptionHandlersMap
 
-from control_plane.errors import TenantryError, TooManyAttempts
+from control_plane.errors import GatewayUnavailable, TenantryError, TooManyAttempts
 from control_plane.vault import providers
 from control_plane.vault.errors import VaultError
 
@@ -33,7 +33,7 @@ def _tenantry_error(request: Request[Any, Any, Any], exc: TenantryError) -> Resp
     response = problem(
         exc.status_code, exc.title, exc.detail, exc.problem_type, instance=request.url.path
     )
-    if isinstance(exc, TooManyAttempts):
+    if isinstance(exc, TooManyAttempts | GatewayUnavailable):
         response.headers["Retry-After"] = str(max(1, exc.retry_after))
     return response
 

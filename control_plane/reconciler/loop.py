@@ -265,6 +265,7 @@ class TenantReconciler:
                 budget=plan_budget(tenant.plan, self.plan_budgets),
                 model_aliases=tenant.model_aliases,
                 model_fallbacks=tenant.model_fallbacks,
+                inbound_key_digest=self.vault.digests.inbound_key_digest(tenant.id),
             ),
         )
 

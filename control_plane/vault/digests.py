@@ -19,6 +19,11 @@ check that one tenant's keys and nothing else, and the installation key never le
 control plane. The same digest function (:func:`tenant_gateway.contract.digest_gateway_key`)
 is used on both sides.
 
+Channel adapters post a tenant's chat messages to its gateway with the tenant's *inbound
+key* (:func:`tenant_gateway.contract.inbound_key`), derived on demand from
+``HMAC-SHA256(key, "tenantry/inbound-keys/v1")``, never stored; its bundle carries only the
+digest.
+
 Passwords and other guessable secrets never come here: they are hashed with Argon2.
 """
 
@@ -34,11 +39,12 @@ from typing import NoReturn
 
 from control_plane.vault import keyfile
 from control_plane.vault.errors import VaultError
-from tenant_gateway.contract import digest_gateway_key
+from tenant_gateway.contract import digest_gateway_key, inbound_key, inbound_key_digest
 
 TOKEN_HASH_VARIABLE = "TENANTRY_TOKEN_HASH_KEY"  # noqa: S105 (a variable name)
 KEY_SIZE = 32
 _GATEWAY_LABEL = b"tenantry/gateway-keys/v1\0"
+_INBOUND_LABEL = b"tenantry/inbound-keys/v1"
 
 
 class TokenHashKeyError(VaultError):
@@ -88,6 +94,19 @@ class TokenDigests:
     def gateway_key_secret_b64(self, tenant_id: str) -> str:
         """The per-tenant key as a bundle carries it."""
         return base64.b64encode(self.gateway_key_secret(tenant_id)).decode("ascii")
+
+    def inbound_key(self, tenant_id: str) -> str:
+        """The key channel adapters present to ``tenant_id``'s gateway."""
+        return inbound_key(self._inbound_secret(), tenant_id)
+
+    def inbound_key_digest(self, tenant_id: str) -> str:
+        """The digest of :meth:`inbound_key` that the tenant's bundle carries."""
+        return inbound_key_digest(
+            self._inbound_secret(), tenant_id, self.gateway_key_secret(tenant_id)
+        )
+
+    def _inbound_secret(self) -> bytes:
+        return hmac.new(self._key, _INBOUND_LABEL, hashlib.sha256).digest()
 
     def to_config(self) -> str:
         return base64.b64encode(self._key).decode("ascii")

@@ -15,6 +15,18 @@ from typing import Annotated, Literal
 import msgspec
 
 INBOUND_PATH = "/internal/v1/inbound"
+WEBHOOK_PATH = "/internal/v1/channels/{channel}/webhook"
+"""Where the control plane's public relay passes on a channel's webhook call, as it came."""
+RELAYED_HEADERS = frozenset(
+    {
+        "content-type",
+        "x-telegram-bot-api-secret-token",
+        "x-hub-signature-256",
+        "x-signature-ed25519",
+        "x-signature-timestamp",
+    }
+)
+"""The request headers the relay passes on (the channels' signatures); no others."""
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[a-z0-9_-]+$")]
 Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]

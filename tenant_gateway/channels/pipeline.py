@@ -1,19 +1,26 @@
 """The inbound pipeline as one piece the app opens, feeds and closes.
 
-:class:`ChannelPipeline` owns the inbox, the worker that answers it and the reply sink;
-:meth:`ChannelPipeline.accept` is what ``POST /internal/v1/inbound`` does once the caller
-is authenticated.
+:class:`ChannelPipeline` owns the inbox, the worker that answers it, the outlets replies go
+out through and the channels' webhook handlers. :meth:`ChannelPipeline.accept` is what
+``POST /internal/v1/inbound`` does once the caller is authenticated; adapters running in the
+gateway hand their messages to :meth:`ChannelPipeline.accept_message` directly, register
+their sending side in :attr:`ChannelPipeline.outlets`, and their webhook handler (reached
+through the control plane's relay, see :mod:`tenant_gateway.channels.routes`) in
+:attr:`ChannelPipeline.webhooks`.
 """
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
 
 import msgspec
 
 from tenant_gateway.channels.assistant import lane_of
 from tenant_gateway.channels.contract import InboundMessage
 from tenant_gateway.channels.inbox import Inbox
+from tenant_gateway.channels.outlets import ChannelOutlet, Outlets, ReplySink
 from tenant_gateway.channels.sink import HttpReplySink
-from tenant_gateway.channels.worker import InboxWorker, ReplySink, Turn
+from tenant_gateway.channels.worker import InboxWorker, Turn
 from tenant_gateway.settings import GatewayError, GatewaySettings
 
 
@@ -35,9 +42,31 @@ def parse_inbound(body: bytes) -> InboundMessage:
         raise BadInboundMessage(f"the request body is not valid JSON: {exc}") from None
 
 
+class WebhookRequest(msgspec.Struct, frozen=True):
+    """A channel's webhook call as the control plane relayed it."""
+
+    method: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    """Lower-case names."""
+    body: bytes
+
+
+class WebhookAnswer(msgspec.Struct, frozen=True):
+    """What the relay answers the channel."""
+
+    status: int
+    body: bytes = b""
+    content_type: str = "application/json"
+
+
+WebhookHandler = Callable[[WebhookRequest], Awaitable[WebhookAnswer]]
+
+
 class ChannelPipeline:
-    """Inbox, worker and sink; ``sink`` None: an HTTP sink if a reply URL is set, else
-    replies wait in the outbox."""
+    """Inbox, worker, outlets and webhook handlers; ``sink``: where replies of channels
+    without an outlet go (None: an HTTP sink if a reply URL is set, else they wait in the
+    outbox)."""
 
     def __init__(
         self, settings: GatewaySettings, inbox: Inbox, turn: Turn, sink: ReplySink | None = None
@@ -47,7 +76,15 @@ class ChannelPipeline:
         self._http_sink: HttpReplySink | None = None
         if sink is None and settings.channels.reply_url is not None:
             sink = self._http_sink = HttpReplySink(settings.channels.reply_url)
-        self._worker = InboxWorker(inbox, turn, sink, settings.channels)
+        self.outlets = Outlets(sink)
+        self.webhooks: dict[str, WebhookHandler] = {}
+        """Per channel name, the handler of its webhook calls."""
+        self._worker = InboxWorker(inbox, turn, self.outlets, settings.channels)
+
+    def add_outlet(self, channel: str, outlet: ChannelOutlet) -> None:
+        """Replies of ``channel`` go out through ``outlet`` from now on."""
+        self.outlets.register(channel, outlet)
+        self._worker.outlets_changed()
 
     async def open(self) -> None:
         await self.inbox.open()
@@ -64,7 +101,10 @@ class ChannelPipeline:
 
     async def accept(self, body: bytes) -> bool:
         """Store the message in ``body``; False if it was a duplicate."""
-        message = parse_inbound(body)
+        return await self.accept_message(parse_inbound(body))
+
+    async def accept_message(self, message: InboundMessage) -> bool:
+        """Store ``message`` (it will be answered); False if it was a duplicate."""
         accepted = await self.inbox.accept(
             message, lane_of(message, self._settings.sessions.dm_scope)
         )

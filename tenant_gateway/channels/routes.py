@@ -6,6 +6,12 @@ without one answers 404: the tenant has no channels, so for it the route does no
 (the same answer as from a gateway that predates channels, and nothing for a prober to tell
 apart); a missing or wrong key answers 401. ``202`` means the message is stored and will be
 answered; ``200 {"duplicate": true}`` that it had been accepted before.
+
+``GET|POST /internal/v1/channels/{channel}/webhook`` takes a channel's webhook call (Telegram,
+WhatsApp, Discord) that the control plane's public relay (``/webhooks/{channel}/{tenant}``)
+passed on as it came (query, body, the channel's signature headers), with the same inbound
+key; the channel's adapter checks the channel's own signature and answers. A channel without
+a running adapter answers 404.
 """
 
 from __future__ import annotations
@@ -15,13 +21,22 @@ import hmac
 from collections.abc import Callable
 from typing import Any
 
-from litestar import Request, Response, post
+from litestar import Request, Response, route
+from litestar.params import FromPath
 
-from tenant_gateway.channels.contract import INBOUND_PATH, InboundReceipt
-from tenant_gateway.channels.pipeline import ChannelPipeline
+from tenant_gateway.channels.contract import INBOUND_PATH, WEBHOOK_PATH, InboundReceipt
+from tenant_gateway.channels.pipeline import ChannelPipeline, WebhookRequest
 from tenant_gateway.contract import GatewayBundle, digest_gateway_key
 from tenant_gateway.keys import Unauthorized, bearer_token
 from tenant_gateway.settings import GatewayError
+
+
+class NoSuchChannel(GatewayError):
+    status_code = 404
+    problem = "channel-not-running"
+    title = "Channel not running"
+    error_type = "invalid_request_error"
+    code = "channel_not_running"
 
 
 class ChannelsDisabled(GatewayError):
@@ -45,11 +60,31 @@ def check_inbound_key(bundle: GatewayBundle, authorization: str | None) -> None:
 
 
 def inbound_routes(pipeline: ChannelPipeline, bundle: Callable[[], GatewayBundle]) -> list[Any]:
-    @post(INBOUND_PATH, status_code=202)
+    @route(INBOUND_PATH, http_method=["POST"], status_code=202)
     async def inbound(request: Request[Any, Any, Any]) -> Response[InboundReceipt]:
         check_inbound_key(bundle(), request.headers.get("authorization"))
         if await pipeline.accept(await request.body()):
             return Response(InboundReceipt(duplicate=False), status_code=202)
         return Response(InboundReceipt(duplicate=True), status_code=200)
 
-    return [inbound]
+    @route(WEBHOOK_PATH.replace("{channel}", "{channel:str}"), http_method=["GET", "POST"])
+    async def webhook(request: Request[Any, Any, Any], channel: FromPath[str]) -> Response[bytes]:
+        check_inbound_key(bundle(), request.headers.get("authorization"))
+        handler = pipeline.webhooks.get(channel)
+        if handler is None:
+            raise NoSuchChannel(f"no {channel!r} channel runs in this gateway")
+        answer = await handler(
+            WebhookRequest(
+                method=request.method,
+                query=dict(request.query_params),
+                headers={k.lower(): v for k, v in request.headers.items() if k != "authorization"},
+                body=await request.body(),
+            )
+        )
+        return Response(
+            answer.body,
+            status_code=answer.status,
+            headers={"content-type": answer.content_type},
+        )
+
+    return [inbound, webhook]

@@ -8,9 +8,11 @@ politely, but a store that cannot be written, a bug) leaves its message pending 
 lane held for a backoff before it is tried again, so later messages of that session never
 overtake it.
 
-The *deliverer* hands unsent replies, oldest first, to the :data:`ReplySink` and marks each
-sent only after the sink returned; a sink that fails is tried again after a backoff
-(doubling up to ``retry_max``), so replies are delivered at least once and in order.
+The *deliverer* hands unsent replies, oldest first, to the :class:`~tenant_gateway.channels.
+outlets.Outlets` and marks each sent only after its outlet returned; a channel whose outlet
+fails is tried again after a backoff (doubling up to ``retry_max``), so replies are delivered
+at least once and in order per channel, and one channel that is down does not hold up the
+replies of the others.
 """
 
 from __future__ import annotations
@@ -22,12 +24,13 @@ from collections.abc import Awaitable, Callable
 
 from tenant_gateway.channels.contract import InboundMessage, OutboundReply
 from tenant_gateway.channels.inbox import Inbox, PendingMessage
+from tenant_gateway.channels.outlets import NoOutlet, Outlets, ReplySink
 from tenant_gateway.settings import ChannelSettings
 
 log = logging.getLogger(__name__)
 
-ReplySink = Callable[[OutboundReply], Awaitable[None]]
-"""Sends one reply to its chat; returns once the channel took it, raises if it did not."""
+__all__ = ["Backoff", "InboxWorker", "ReplySink", "Turn"]
+
 Turn = Callable[[InboundMessage], Awaitable[str | None]]
 """The reply text to a message, or None when it gets none."""
 
@@ -49,14 +52,14 @@ class Backoff:
 
 
 class InboxWorker:
-    """Runs the dispatcher and, when there is a sink, the deliverer, from :meth:`start`."""
+    """Runs the dispatcher and the deliverer, from :meth:`start`."""
 
     def __init__(
-        self, inbox: Inbox, turn: Turn, sink: ReplySink | None, settings: ChannelSettings
+        self, inbox: Inbox, turn: Turn, outlets: Outlets, settings: ChannelSettings
     ) -> None:
         self._inbox = inbox
         self._turn = turn
-        self._sink = sink
+        self._outlets = outlets
         self._settings = settings
         self._busy: set[str] = set()
         self._turns: set[asyncio.Task[None]] = set()
@@ -66,12 +69,15 @@ class InboxWorker:
 
     def start(self) -> None:
         self._loops.append(asyncio.create_task(self._dispatch(), name="inbox-dispatcher"))
-        if self._sink is not None:
-            self._loops.append(asyncio.create_task(self._deliver(), name="reply-deliverer"))
+        self._loops.append(asyncio.create_task(self._deliver(), name="reply-deliverer"))
 
     def wake(self) -> None:
         """A message was accepted."""
         self._work.set()
+
+    def outlets_changed(self) -> None:
+        """An outlet was registered: replies waiting for it may go now."""
+        self._outgoing.set()
 
     async def stop(self) -> None:
         tasks = [*self._loops, *self._turns]
@@ -113,7 +119,8 @@ class InboxWorker:
         message = item.message
         while True:
             try:
-                text = await self._turn(message)
+                async with self._outlets.working(message):
+                    text = await self._turn(message)
                 reply = None
                 if text is not None:
                     reply = OutboundReply(
@@ -132,19 +139,32 @@ class InboxWorker:
             return
 
     async def _deliver(self) -> None:
-        assert self._sink is not None
         backoff = Backoff(self._settings.retry_initial, self._settings.retry_max)
         while True:
             self._outgoing.clear()
+            failed: set[str] = set()
             try:
                 unsent = await self._inbox.unsent()
-                for item in unsent:
-                    await self._sink(item.reply)
-                    await self._inbox.mark_sent(item.seq)
-                    backoff.reset()
-            except Exception as exc:
-                log.warning("a channel reply was not delivered (%s); trying again", exc)
+            except Exception:
+                log.exception("cannot read the outbox")
                 await asyncio.sleep(backoff.next())
                 continue
+            for item in unsent:
+                channel = item.reply.channel
+                if channel in failed:
+                    continue  # its earlier reply goes first
+                try:
+                    await self._outlets.send(item.reply)
+                    await self._inbox.mark_sent(item.seq)
+                except NoOutlet:
+                    failed.add(channel)  # waits quietly for its adapter to start
+                except Exception as exc:
+                    failed.add(channel)
+                    log.warning("a %s reply was not delivered (%s); trying again", channel, exc)
+            if failed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._outgoing.wait(), backoff.next())
+                continue
+            backoff.reset()
             if not unsent:
                 await self._outgoing.wait()

@@ -204,6 +204,22 @@ def gateway_only(action: str) -> Probe:
     return probe
 
 
+def relay_to_b(method: str) -> Probe:
+    """The public webhook relay takes no admin credential and passes nothing on but the
+    call itself: B's gateway is not running here, so it answers 503 and shows nothing of B."""
+
+    async def probe(world: World, _caller: str, headers: dict[str, str]) -> None:
+        path = f"/webhooks/telegram/{world.tenant_b['id']}"
+        answer = await world.client.request(method, path, headers=headers, content=b"{}")
+        expect(answer, 503)
+        assert answer.headers["retry-after"]
+        reveals_nothing_of_b(world, answer, world.tenant_b["id"])
+        unknown = await world.client.request(method, "/webhooks/smoke-signals/x", headers=headers)
+        expect(unknown, 404)
+
+    return probe
+
+
 def public(path: str) -> Probe:
     async def probe(world: World, _caller: str, headers: dict[str, str]) -> None:
         answer = await world.client.get(path, headers=headers)
@@ -234,6 +250,8 @@ PROBES: dict[tuple[str, str], Probe] = {
     ("DELETE", "/api/v1/models/{model_ref:str}"): platform_only("DELETE", "/api/v1/models/m"),
     ("POST", "/internal/v1/gateways/{gateway_tenant:str}/unseal"): gateway_only("unseal"),
     ("POST", "/internal/v1/gateways/{gateway_tenant:str}/usage"): gateway_only("usage"),
+    ("GET", "/webhooks/{channel:str}/{tenant:str}"): relay_to_b("GET"),
+    ("POST", "/webhooks/{channel:str}/{tenant:str}"): relay_to_b("POST"),
     ("GET", "/healthz"): public("/healthz"),
     ("GET", "/readyz"): public("/readyz"),
     ("GET", "/metrics"): public("/metrics"),

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,19 @@ import pytest
 
 from tenant_gateway.app import create_app
 from tenant_gateway.channels.assistant import BUDGET_REPLY, RESET_REPLY
-from tenant_gateway.channels.contract import INBOUND_PATH, OutboundReply
+from tenant_gateway.channels.contract import (
+    INBOUND_PATH,
+    WEBHOOK_PATH,
+    InboundMessage,
+    OutboundReply,
+)
+from tenant_gateway.channels.outlets import ChannelOutlet
+from tenant_gateway.channels.pipeline import (
+    ChannelPipeline,
+    WebhookAnswer,
+    WebhookHandler,
+    WebhookRequest,
+)
 from tenant_gateway.contract import BUNDLE_FILE, Budget, GatewayBundle, digest_gateway_key
 from tenant_gateway.keys import BundleSource
 from tenant_gateway.models import ModelClient
@@ -116,6 +128,8 @@ def channel_gateway(tmp_path: Path, upstream: OpenAIUpstream) -> ChannelFactory:
         sink: RecordingSink | None = None,
         inbound_key: str | None = INBOUND_KEY,
         budget: Budget | None = None,
+        outlets: dict[str, ChannelOutlet] | None = None,
+        webhooks: dict[str, WebhookHandler] | None = None,
     ) -> Iterator[ChannelGateway]:
         n = next(counter)
         runtime_dir, data_dir = tmp_path / f"run-{n}", tmp_path / f"data-{n}"
@@ -132,6 +146,10 @@ def channel_gateway(tmp_path: Path, upstream: OpenAIUpstream) -> ChannelFactory:
             ModelClient(settings),
             reply_sink=sink,
         )
+        pipeline: ChannelPipeline = app.state["channels"]
+        for channel, outlet in (outlets or {}).items():
+            pipeline.add_outlet(channel, outlet)
+        pipeline.webhooks.update(webhooks or {})
         with serve_in_thread(app, lifespan="on") as server:
             yield ChannelGateway(server.url, sink, upstream)
 
@@ -271,3 +289,102 @@ async def test_without_an_inbound_key_the_route_is_not_there(
             response = await client.post(INBOUND_PATH, json=inbound("m-1", "hello"))
         assert response.status_code == 404
         problem_shape(response.json(), 404, "channels_disabled")
+
+
+class RecordingOutlet:
+    """An adapter's sending side that records replies and the turns it was working on;
+    ``down`` makes every send fail until it is cleared."""
+
+    def __init__(self, down: bool = False) -> None:
+        self.sink = RecordingSink()
+        self.down = threading.Event()
+        if down:
+            self.down.set()
+        self.log: list[str] = []
+
+    async def send(self, reply: OutboundReply) -> None:
+        if self.down.is_set():
+            self.sink.attempts += 1
+            raise ConnectionError("the channel is down")
+        await self.sink(reply)
+        self.log.append(f"sent {reply.in_reply_to}")
+
+    @asynccontextmanager
+    async def working(self, message: InboundMessage) -> AsyncIterator[None]:
+        self.log.append(f"typing {message.message_id}")
+        yield
+        self.log.append(f"done {message.message_id}")
+
+
+async def test_a_channel_that_is_down_holds_up_only_its_own_replies(
+    channel_gateway: ChannelFactory,
+) -> None:
+    whatsapp = RecordingOutlet(down=True)
+    with channel_gateway(NO_DAILY_RESET, outlets={"whatsapp": whatsapp}) as gateway:
+        async with gateway.client() as client:
+            await client.post(INBOUND_PATH, json=inbound("w-1", "one", channel="whatsapp"))
+            await client.post(INBOUND_PATH, json=inbound("w-2", "two", channel="whatsapp"))
+            await client.post(INBOUND_PATH, json=inbound("t-1", "tg", peer="tom"))
+        # Telegram has no outlet here: its reply goes to the fallback sink, past WhatsApp's.
+        assert await gateway.replies("chat-tom", 1) == ["echo: tg"]
+
+        async def tried() -> bool | None:
+            return whatsapp.sink.attempts >= 2 or None
+
+        await eventually(tried, what="WhatsApp replies tried again")
+        assert whatsapp.sink.replies == []
+        whatsapp.down.clear()
+
+        async def delivered() -> list[str] | None:
+            texts = whatsapp.sink.texts("chat-peer-1")
+            return texts if len(texts) >= 2 else None
+
+        assert await eventually(delivered, what="WhatsApp replies") == ["echo: one", "echo: two"]
+        assert gateway.sink.texts("chat-peer-1") == []
+
+
+async def test_each_turn_runs_while_its_channel_shows_it_is_working(
+    channel_gateway: ChannelFactory,
+) -> None:
+    outlet = RecordingOutlet()
+    with channel_gateway(NO_DAILY_RESET, outlets={"telegram": outlet}) as gateway:
+        async with gateway.client() as client:
+            await client.post(INBOUND_PATH, json=inbound("m-1", "hi"))
+
+        async def sent() -> list[str] | None:
+            return outlet.sink.texts("chat-peer-1") or None
+
+        assert await eventually(sent, what="the reply") == ["echo: hi"]
+        assert outlet.log == ["typing m-1", "done m-1", "sent m-1"]
+
+
+async def test_relayed_webhook_calls_reach_their_channel_only_with_the_inbound_key(
+    channel_gateway: ChannelFactory,
+) -> None:
+    seen: list[WebhookRequest] = []
+
+    async def whatsapp_webhook(request: WebhookRequest) -> WebhookAnswer:
+        seen.append(request)
+        return WebhookAnswer(status=200, body=request.query.get("hub.challenge", "").encode())
+
+    path = WEBHOOK_PATH.replace("{channel}", "whatsapp")
+    with channel_gateway(NO_DAILY_RESET, webhooks={"whatsapp": whatsapp_webhook}) as gateway:
+        async with gateway.client(key=None) as anonymous:
+            refused = await anonymous.get(path, params={"hub.challenge": "42"})
+        async with gateway.client(key="not-the-key") as wrong:
+            wrong_key = await wrong.post(path, content=b"{}")
+        async with gateway.client() as client:
+            answered = await client.get(path, params={"hub.challenge": "42"})
+            posted = await client.post(
+                path, content=b'{"x":1}', headers={"X-Hub-Signature-256": "sha256=ab"}
+            )
+            other = await client.post(WEBHOOK_PATH.replace("{channel}", "discord"), content=b"")
+    assert (refused.status_code, wrong_key.status_code) == (401, 401)
+    assert (answered.status_code, answered.content) == (200, b"42")
+    assert posted.status_code == 200
+    assert other.status_code == 404
+    problem_shape(other.json(), 404, "channel_not_running")
+    assert [r.method for r in seen] == ["GET", "POST"]
+    assert seen[1].body == b'{"x":1}'
+    assert seen[1].headers["x-hub-signature-256"] == "sha256=ab"
+    assert "authorization" not in seen[1].headers

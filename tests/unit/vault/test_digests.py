@@ -121,3 +121,16 @@ def test_a_broken_key_file_says_which_file(tmp_path: Path) -> None:
     with pytest.raises(TokenHashKeyError) as caught:
         load_or_create_token_digests(None, key_file)
     assert str(key_file) in str(caught.value)
+
+
+def test_an_inbound_key_is_checked_by_its_own_tenants_bundle_digest_only() -> None:
+    digests = TokenDigests.generate()
+    key_a, key_b = digests.inbound_key("tenant-a"), digests.inbound_key("tenant-b")
+    assert key_a != key_b
+    assert len(key_a) == 64
+    assert digests.inbound_key("tenant-a") == key_a  # derived, so the same every time
+    secret_a = digests.gateway_key_secret("tenant-a")
+    assert digest_gateway_key(key_a, secret_a) == digests.inbound_key_digest("tenant-a")
+    assert digest_gateway_key(key_b, secret_a) != digests.inbound_key_digest("tenant-a")
+    assert TokenDigests.generate().inbound_key("tenant-a") != key_a
+    assert key_a not in digests.inbound_key_digest("tenant-a")

@@ -1,0 +1,123 @@
+"""The control plane's way into tenant gateways for chat channels.
+
+:class:`GatewayLink` finds a tenant's running gateway and calls its internal channel
+endpoints with the tenant's inbound key (derived on demand, never stored): it delivers
+messages of the platform's shared bots (:data:`~tenant_gateway.channels.contract.
+INBOUND_PATH`) and relays the webhook calls of a tenant's own channel accounts (Telegram,
+WhatsApp, Discord) as they came (:data:`~tenant_gateway.channels.contract.WEBHOOK_PATH`),
+so a gateway needs no public address of its own. A tenant that is not running, or a gateway
+that does not answer, is :class:`~control_plane.errors.GatewayUnavailable` (the channels
+retry webhook deliveries that get a 5xx).
+"""
+
+from __future__ import annotations
+
+import httpx
+import msgspec
+from sqlalchemy import select
+
+from control_plane.db.engine import Database
+from control_plane.db.models import TenantRow
+from control_plane.errors import GatewayUnavailable, NotFoundError
+from control_plane.tenants.states import TenantState
+from control_plane.vault.digests import TokenDigests
+from tenant_gateway.channels.contract import (
+    INBOUND_PATH,
+    RELAYED_HEADERS,
+    WEBHOOK_PATH,
+    InboundMessage,
+    InboundReceipt,
+)
+
+RELAY_CHANNELS = frozenset({"telegram", "whatsapp", "discord"})
+"""Channels whose webhooks the public relay passes on to a tenant's gateway."""
+
+
+class RelayedAnswer(msgspec.Struct, frozen=True):
+    status: int
+    body: bytes
+    content_type: str
+
+
+class GatewayLink:
+    """Calls tenants' gateways on behalf of channels; :meth:`close` ends its connections."""
+
+    def __init__(self, db: Database, digests: TokenDigests, timeout: float = 30.0) -> None:
+        self.db = db
+        self.digests = digests
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout, connect=5.0),
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+            trust_env=False,
+        )
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def endpoint(self, tenant_id: str) -> str:
+        """The running gateway's base URL; :class:`GatewayUnavailable` if it has none."""
+        async with self.db.transaction(platform="reach a tenant's gateway for a channel") as s:
+            found = (
+                await s.execute(
+                    select(TenantRow.state, TenantRow.endpoint).where(TenantRow.id == tenant_id)
+                )
+            ).first()
+        if found is None:
+            raise NotFoundError(f"no tenant {tenant_id!r}")
+        state, endpoint = found
+        if state != TenantState.RUNNING or not endpoint:
+            raise GatewayUnavailable(f"the tenant's gateway is not running (state {state})")
+        return str(endpoint).rstrip("/")
+
+    async def deliver(self, tenant_id: str, message: InboundMessage) -> InboundReceipt:
+        """Hand ``message`` to the tenant's gateway; it is stored there once answered 2xx."""
+        response = await self._call(
+            tenant_id,
+            "POST",
+            INBOUND_PATH,
+            msgspec.json.encode(message),
+            {"content-type": "application/json"},
+        )
+        if response.status_code not in (200, 202):
+            raise GatewayUnavailable(
+                f"the tenant's gateway refused a message: {response.status_code} "
+                f"{response.text[:200]}"
+            )
+        return msgspec.json.decode(response.content, type=InboundReceipt)
+
+    async def relay(
+        self,
+        tenant_id: str,
+        channel: str,
+        method: str,
+        query: str,
+        headers: dict[str, str],
+        body: bytes,
+    ) -> RelayedAnswer:
+        """Pass a channel's webhook call on to the tenant's gateway and return its answer."""
+        path = WEBHOOK_PATH.replace("{channel}", channel)
+        if query:
+            path = f"{path}?{query}"
+        passed = {k.lower(): v for k, v in headers.items() if k.lower() in RELAYED_HEADERS}
+        response = await self._call(tenant_id, method, path, body, passed)
+        if response.status_code >= 500:
+            raise GatewayUnavailable(
+                f"the tenant's gateway failed the {channel} webhook: {response.status_code}"
+            )
+        return RelayedAnswer(
+            status=response.status_code,
+            body=response.content,
+            content_type=response.headers.get("content-type", "application/octet-stream"),
+        )
+
+    async def _call(
+        self, tenant_id: str, method: str, path: str, content: bytes, headers: dict[str, str]
+    ) -> httpx.Response:
+        base = await self.endpoint(tenant_id)
+        headers = {**headers, "authorization": f"Bearer {self.digests.inbound_key(tenant_id)}"}
+        try:
+            return await self._http.request(method, base + path, content=content, headers=headers)
+        except httpx.HTTPError as exc:
+            raise GatewayUnavailable(
+                f"the tenant's gateway did not answer: {type(exc).__name__}"
+            ) from exc
