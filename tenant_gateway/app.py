@@ -37,7 +37,7 @@ from prometheus_client import (
 from tenant_gateway.budgets import BudgetKeeper, Ledger, LocalLedger, RedisLedger
 from tenant_gateway.channels.assistant import Assistant
 from tenant_gateway.channels.inbox import INBOX_FILE, Inbox
-from tenant_gateway.channels.pipeline import ChannelPipeline
+from tenant_gateway.channels.pipeline import ChannelAdapter, ChannelPipeline
 from tenant_gateway.channels.routes import inbound_routes
 from tenant_gateway.channels.worker import ReplySink
 from tenant_gateway.chat import CONVERSATION_HEADER, CallRecord, ChatService, ChatStream
@@ -311,6 +311,8 @@ def create_app(
     channels = ChannelPipeline(
         settings, Inbox(store.path.parent / INBOX_FILE), assistant.answer, reply_sink
     )
+    adapters: list[ChannelAdapter] = []
+    """The channels that run inside this gateway, each started once the pipeline runs."""
     ready = _Flag()
 
     async def require_key(
@@ -390,11 +392,15 @@ def create_app(
                 keeper.keep_trying(lambda: bundles.bundle), name="unseal-retrier"
             )
             channels.start()
+            for adapter in adapters:
+                await adapter.start(channels)
             ready.value = True
             try:
                 yield
             finally:
                 ready.value = False
+                for adapter in reversed(adapters):
+                    await adapter.stop()
                 for task in (watcher, retrier):
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):

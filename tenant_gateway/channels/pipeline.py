@@ -12,6 +12,7 @@ through the control plane's relay, see :mod:`tenant_gateway.channels.routes`) in
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import msgspec
 
@@ -61,6 +62,17 @@ class WebhookAnswer(msgspec.Struct, frozen=True):
 
 
 WebhookHandler = Callable[[WebhookRequest], Awaitable[WebhookAnswer]]
+
+
+class ChannelAdapter(Protocol):
+    """A channel running inside the gateway (the tenant's own Telegram bot, WhatsApp,
+    Discord, the platform bot's reply path). The app starts every adapter once the pipeline
+    runs and stops them before it closes; an adapter registers its outlet and webhook handler
+    on the pipeline itself, and follows credential changes on its own."""
+
+    async def start(self, pipeline: ChannelPipeline) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 class ChannelPipeline:
