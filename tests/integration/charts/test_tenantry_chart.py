@@ -38,6 +38,7 @@ EVERYTHING: dict[str, Any] = {
     "tokenHashKey": {"existingSecret": "digest", "key": "key"},
     "platformModelsUrl": "http://fleet-vllm-fleet-qwen.models.svc:8000/v1",
     "publicUrl": "https://tenantry.example.com",
+    "telegramPlatformBot": {"existingSecret": "telegram", "username": "acme_assistant_bot"},
     "controlPlane": {
         "replicas": 3,
         "image": {"tag": "1.2.3"},
@@ -198,6 +199,7 @@ def test_control_plane_settings_load_from_what_the_chart_sets(tenantry_chart: he
         ("pg", "app-url"): "postgresql://tenantry:pw@db/tenantry",
         ("pg", "owner-url"): "postgresql://owner:pw@db/tenantry",
         ("redis", "url"): "redis://redis:6379/0",
+        ("telegram", "telegram-platform-bot-token"): "123456789:" + "A" * 35,
     }
     env: dict[str, str] = {}
     for name, value in _env(deployment).items():
@@ -267,7 +269,25 @@ def test_control_plane_reads_every_secret_from_the_named_secrets(
     assert env["TENANTRY_PUBLIC_URL"] == "https://tenantry.example.com"
     assert env["TENANTRY_KUBERNETES_NAMESPACE"] == "tenants"
     assert env["TENANTRY_TELEGRAM_API_BASE"] == "http://telegram:8081"
+    assert env["TENANTRY_TELEGRAM_PLATFORM_BOT_TOKEN"] == _secret_ref(
+        "telegram", "telegram-platform-bot-token"
+    )
+    assert env["TENANTRY_TELEGRAM_PLATFORM_BOT_USERNAME"] == "acme_assistant_bot"
     assert not rendered.of_kind("Secret"), "the chart must not copy existing secrets"
+
+
+def test_the_platform_bot_is_off_by_default_and_polls_only_with_one_replica(
+    tenantry_chart: helm.Chart,
+) -> None:
+    env = _env(render(tenantry_chart, {}).one("Deployment", CONTROL_PLANE))
+    assert "TENANTRY_TELEGRAM_PLATFORM_BOT_TOKEN" not in env
+    polling = {"telegramPlatformBot": {"existingSecret": "telegram"}}
+    env = _env(render(tenantry_chart, polling).one("Deployment", CONTROL_PLANE))
+    assert env["TENANTRY_TELEGRAM_PLATFORM_BOT_TOKEN"] == _secret_ref(
+        "telegram", "telegram-platform-bot-token"
+    )
+    with pytest.raises(Exception, match="needs publicUrl"):
+        render(tenantry_chart, {**polling, "controlPlane": {"replicas": 2}})
 
 
 def test_an_inline_database_url_goes_into_a_rendered_secret(tenantry_chart: helm.Chart) -> None:
