@@ -119,3 +119,21 @@ app.kubernetes.io/component: operator
       name: {{ index . 1 | quote }}
       key: {{ index . 2 | quote }}
 {{- end -}}
+
+{{- /*
+The tenant gateways as a NetworkPolicy peer (the labels the operator gives them); with a
+namespace per tenant, in the namespaces the control plane labels as this installation's.
+*/ -}}
+{{- define "tenantry.tenantGatewayPeer" -}}
+- namespaceSelector:
+    matchLabels:
+      {{- if .Values.tenants.namespacePerTenant }}
+      tenantry.dev/installation: {{ include "tenantry.installation" . | quote }}
+      {{- else }}
+      kubernetes.io/metadata.name: {{ include "tenantry.tenantsNamespace" . }}
+      {{- end }}
+  podSelector:
+    matchLabels:
+      app.kubernetes.io/name: tenant-gateway
+      app.kubernetes.io/part-of: tenantry
+{{- end -}}

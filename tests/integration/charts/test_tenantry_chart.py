@@ -14,6 +14,7 @@ from control_plane.reconciler import metrics
 from control_plane.settings import load_settings
 from control_plane.tenants.states import TenantState
 from operators.config import load_config as load_operator_config
+from operators.tenant.manifests import GATEWAY_PORT
 from tests.integration.charts.rendering import (
     CHARTS,
     Obj,
@@ -445,6 +446,24 @@ def test_control_plane_accepts_gateways_from_the_tenants_namespace(
     assert {"namespaceSelector": ours, "podSelector": {"matchLabels": gateways}} in rule["from"]
     assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
     assert policy["policyTypes"] == ["Ingress", "Egress"]
+
+
+def test_control_plane_reaches_the_tenant_gateways_on_their_port_only(
+    tenantry_chart: helm.Chart,
+) -> None:
+    """Channel messages and relayed webhooks go from the control plane to the gateways."""
+    gateways = {"app.kubernetes.io/name": "tenant-gateway", "app.kubernetes.io/part-of": "tenantry"}
+    for values, namespaces in (
+        (EVERYTHING, {"kubernetes.io/metadata.name": "tenants"}),
+        ({"tenants": {"namespacePerTenant": True}}, {"tenantry.dev/installation": "tenantry"}),
+    ):
+        policy = render(tenantry_chart, values).one("NetworkPolicy", CONTROL_PLANE)["spec"]
+        peer = {
+            "namespaceSelector": {"matchLabels": namespaces},
+            "podSelector": {"matchLabels": gateways},
+        }
+        [rule] = [r for r in policy["egress"] if peer in r.get("to", [])]
+        assert rule == {"to": [peer], "ports": [{"port": GATEWAY_PORT, "protocol": "TCP"}]}
 
 
 def test_network_policies_can_be_turned_off(tenantry_chart: helm.Chart) -> None:
