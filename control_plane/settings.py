@@ -122,6 +122,13 @@ class Settings:
     runtime: RuntimeKind = "local"
     platform_models_url: str | None = None
     redis_url: str | None = None
+    public_url: str | None = None
+    """``TENANTRY_PUBLIC_URL``: the control plane's address as the internet reaches it (for
+    example ``https://tenantry.example.com``). Set: chat platforms' webhooks are registered at
+    ``{public_url}/webhooks/...``; None: Telegram bots long-poll (the embedded default)."""
+    telegram_platform_bot_token: str | None = field(default=None, repr=False)
+    """``TENANTRY_TELEGRAM_PLATFORM_BOT_TOKEN``: the one platform bot's token, held only by
+    the control plane; None: no platform bot runs (pairing codes can still be issued)."""
     telegram_platform_bot_username: str | None = None
     """``TENANTRY_TELEGRAM_PLATFORM_BOT_USERNAME``: the platform bot's username (without
     ``@``), named in pairing instructions; None: they say "the platform bot"."""
@@ -249,6 +256,20 @@ def _bot_username(env: Mapping[str, str], name: str) -> str | None:
         raise SettingsError(
             name, f"{raw!r} is not a Telegram bot username (5-32 letters, digits, _; ends in bot)"
         )
+    return raw
+
+
+_BOT_TOKEN = re.compile(r"[0-9]{1,20}:[A-Za-z0-9_-]{20,}")
+
+
+def _bot_token(env: Mapping[str, str], name: str) -> str | None:
+    """A Telegram bot token as BotFather issues it: ``<bot id>:<secret>``."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    if not _BOT_TOKEN.fullmatch(raw):
+        # The value is a secret: never echo it.
+        raise SettingsError(name, "expected a Telegram bot token shaped like 123456:ABC-DEF...")
     return raw
 
 
@@ -405,6 +426,8 @@ def load_settings(
         fleet=load_fleet_settings(env),
         platform_models_url=_url(env, "TENANTRY_PLATFORM_MODELS_URL", ("http", "https")),
         redis_url=_url(env, "TENANTRY_REDIS_URL", ("redis", "rediss", "unix")),
+        public_url=_url(env, "TENANTRY_PUBLIC_URL", ("http", "https")),
+        telegram_platform_bot_token=_bot_token(env, "TENANTRY_TELEGRAM_PLATFORM_BOT_TOKEN"),
         telegram_platform_bot_username=_bot_username(
             env, "TENANTRY_TELEGRAM_PLATFORM_BOT_USERNAME"
         ),
