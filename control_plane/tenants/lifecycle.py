@@ -113,7 +113,7 @@ class TenantLifecycle:
     ) -> bool:
         """Record an observation of ``generation``; False when the tenant moved on meanwhile."""
         async with self.db.transaction(tenant=tenant_id) as session:
-            row = await session.get(TenantRow, tenant_id, with_for_update=True)
+            row = await session.get(TenantRow, tenant_id, with_for_update={"key_share": True})
             if row is None or row.generation != generation:
                 return False
             current = TenantState(row.state)

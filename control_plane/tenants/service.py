@@ -94,7 +94,10 @@ async def find_tenant(session: AsyncSession, ref: str, *, for_update: bool = Fal
     else:
         query = query.where(TenantRow.slug == ref, TenantRow.state != TenantState.DELETED)
     if for_update:
-        query = query.with_for_update()
+        # FOR NO KEY UPDATE: the key never changes, so rows that reference the tenant (a
+        # credential being stored) may still be written meanwhile; a plain FOR UPDATE
+        # would block their foreign-key checks and deadlock with the vault.
+        query = query.with_for_update(key_share=True)
     row = await session.scalar(query)
     if row is None:
         raise NotFoundError(f"no tenant {ref!r}")

@@ -543,7 +543,9 @@ class CredentialVault:
                 # The gateway's bundle changes (new ciphertexts), so its desired state does:
                 # a reconciler in another process (rotation run from the CLI) picks it up with
                 # its next sweep, not only at the next restart.
-                tenant = await session.get(TenantRow, tenant_id, with_for_update=True)
+                tenant = await session.get(
+                    TenantRow, tenant_id, with_for_update={"key_share": True}
+                )
                 if tenant is not None:
                     tenant.generation += 1
                     tenant.updated_at = row.updated_at

@@ -79,13 +79,20 @@ async def wait_state(
     *,
     tolerate_failed: bool = False,
 ) -> dict[str, Any]:
+    seen: list[str] = []
+
     async def probe() -> dict[str, Any] | None:
         body: dict[str, Any] = (await client.get(f"/api/v1/tenants/{tenant}")).json()
         if body["state"] == "failed" and state != "failed" and not tolerate_failed:
             raise AssertionError(f"tenant failed: {body['reason']}")
+        if not seen or seen[-1] != body["state"]:
+            seen.append(body["state"])
         return body if body["state"] == state else None
 
-    return await eventually(probe, timeout=timeout, what=f"tenant {tenant} {state}")
+    try:
+        return await eventually(probe, timeout=timeout, what=f"tenant {tenant} {state}")
+    except AssertionError as timed_out:
+        raise AssertionError(f"{timed_out} (states seen: {' -> '.join(seen)})") from None
 
 
 async def event_types(client: AsyncTestClient, tenant: str) -> list[str]:

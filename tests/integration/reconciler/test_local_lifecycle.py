@@ -94,7 +94,9 @@ async def test_delete_while_provisioning(
 ) -> None:
     async with control_plane() as client:
         tenant = (await client.post("/api/v1/tenants", json={"slug": "quick"})).json()
-        await client.delete(f"/api/v1/tenants/{tenant['id']}")
+        deleting = await client.delete(f"/api/v1/tenants/{tenant['id']}")
+        assert deleting.status_code == 202, deleting.text
+        assert deleting.json()["state"] == "deleting"
         await wait_state(client, tenant["id"], "deleted")
         assert live_gateway_pids(data_dir, tenant["id"]) == []
 
