@@ -19,12 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from litestar import Litestar, Request, Response, get, post
+from litestar import Litestar, Request, Response, asgi, get
 from litestar.connection import ASGIConnection
-from litestar.exceptions import HTTPException
+from litestar.exceptions import HTTPException, MethodNotAllowedException
 from litestar.handlers import BaseRouteHandler
-from litestar.response import Stream
-from litestar.types import ExceptionHandlersMap, Message, Scope
+from litestar.types import ExceptionHandlersMap, Message, Receive, Scope, Send
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -34,6 +33,7 @@ from prometheus_client import (
     generate_latest,
 )
 
+from tenant_gateway.asgi_io import header, read_body, send_body, send_stream
 from tenant_gateway.budgets import BudgetKeeper, Ledger, LocalLedger, RedisLedger
 from tenant_gateway.channels.assistant import Assistant
 from tenant_gateway.channels.inbox import INBOX_FILE, Inbox
@@ -55,6 +55,7 @@ from tenant_gateway.store import ConversationStore
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+_CONVERSATION_HEADER = CONVERSATION_HEADER.lower().encode()
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
@@ -348,13 +349,17 @@ def create_app(
     async def list_models() -> ModelList:
         return await chat.list_models()
 
-    @post("/v1/chat/completions", guards=[require_key], status_code=200)
-    async def chat_completions(request: Request[Any, Any, Any]) -> Response[Any]:
+    @asgi("/v1/chat/completions", copy_scope=False)
+    async def chat_completions(scope: Scope, receive: Receive, send: Send) -> None:
+        # Plain ASGI (tenant_gateway.asgi_io): the hot path skips the framework's per-request
+        # machinery; errors raised before the answer starts still become problems.
+        if scope["method"] != "POST":
+            raise MethodNotAllowedException(headers={"Allow": "POST"})
+        bundles.authenticate(header(scope, b"authorization"))
         keeper.check_serving()
+        body = await read_body(receive)
         try:
-            result = await chat.complete(
-                await request.body(), request.headers.get(CONVERSATION_HEADER)
-            )
+            result = await chat.complete(body, header(scope, _CONVERSATION_HEADER))
         finally:
             await meter.persisted()  # a failed call's event too, before its error goes out
         headers = {CONVERSATION_HEADER: result.conversation_id}
@@ -362,8 +367,10 @@ def create_app(
             headers["cache-control"] = "no-cache"
             headers["x-accel-buffering"] = "no"
             headers["content-type"] = result.content_type
-            return Stream(meter.persisting(result.chunks), headers=headers)
-        return raw_response(result.content, result.status, result.content_type, headers)
+            await send_stream(send, receive, 200, headers, meter.persisting(result.chunks))
+            return
+        headers["content-type"] = result.content_type
+        await send_body(send, result.status, headers, result.content)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:

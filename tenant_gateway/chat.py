@@ -400,7 +400,7 @@ class ChatService:
         completion = _read_completion(reply.content)
         message = _first_message(completion)
         if message is not None:
-            await self._remember(conversation_id_, request.messages, message)
+            self._remember(conversation_id_, request.messages, message)
         await self._done(call, "ok", completion.usage)
         return ChatReply(
             conversation_id=conversation_id_,
@@ -423,11 +423,13 @@ class ChatService:
             chunks=self._relay(upstream, call, conversation_id, messages),
         )
 
-    async def _remember(
+    def _remember(
         self, conversation_id: str, messages: list[Message], reply: Message | None
     ) -> None:
+        # Queued, not awaited: the answer does not wait for its memory to be written (a read
+        # of the conversation afterwards still sees it: the store has one writer, in order).
         try:
-            await self.store.record(conversation_id, messages, reply)
+            self.store.record_soon(conversation_id, messages, reply)
         except StoreError as exc:
             # The model has answered; losing the memory of it beats losing the answer.
             log.error("conversation not stored: %s", exc.detail)
@@ -447,7 +449,7 @@ class ChatService:
                 async for chunk in upstream.chunks():
                     if assembler.feed(chunk) and not stored:
                         stored = True
-                        await self._remember(conversation_id, messages, assembler.message())
+                        self._remember(conversation_id, messages, assembler.message())
                     if call.first_token is None and assembler.tokens_seen:
                         call.first_token = time.perf_counter()
                     yield chunk
@@ -460,7 +462,7 @@ class ChatService:
                 assembler.close()
                 reply = assembler.message()
                 if reply is not None:
-                    await self._remember(conversation_id, messages, reply)
+                    self._remember(conversation_id, messages, reply)
             outcome = "ok"
         finally:
             await upstream.aclose()

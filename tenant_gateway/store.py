@@ -12,6 +12,7 @@ to come) open their own connections.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -30,6 +31,7 @@ Message = dict[str, Any]
 """One OpenAI chat message as the client sent it (``role`` plus whatever else it has)."""
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -158,6 +160,17 @@ class ConversationStore:
         return await self._db.transaction(
             lambda db: self._record(db, conversation_id, messages, reply),
             f"write conversation {conversation_id}",
+        )
+
+    def record_soon(
+        self, conversation_id: str, messages: Sequence[Message], reply: Message | None
+    ) -> None:
+        """:meth:`record` queued on the store's writer without waiting for it (later reads
+        see it; a failure is logged): an answer need not wait for its memory to be written."""
+        self._db.transaction_soon(
+            lambda db: self._record(db, conversation_id, messages, reply),
+            f"write conversation {conversation_id}",
+            log,
         )
 
     async def read(self, conversation_id: str) -> list[StoredMessage]:

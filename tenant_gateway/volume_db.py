@@ -10,6 +10,7 @@ holds that discipline once; each store brings its schema and its own error class
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -105,15 +106,37 @@ class VolumeDatabase:
 
     async def transaction(self, work: Callable[[sqlite3.Connection], T], what: str) -> T:
         """Like :meth:`run`, inside ``BEGIN IMMEDIATE`` … ``COMMIT`` (rolled back on error)."""
+        return await self.run(lambda db: _atomically(db, work), what)
 
-        def atomically(db: sqlite3.Connection) -> T:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                result = work(db)
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            return result
+    def transaction_soon(
+        self, work: Callable[[sqlite3.Connection], object], what: str, log: logging.Logger
+    ) -> None:
+        """Queue :meth:`transaction` work without waiting for it; a failure is logged.
 
-        return await self.run(atomically, what)
+        Queued now, on the one writer thread: whatever is run after this call (a read of
+        what it writes included) runs after it."""
+        if self._executor is None:
+            raise self._error(f"the {self._name} store is not open")
+        done = asyncio.get_running_loop().run_in_executor(
+            self._executor, lambda: _atomically(self.connection, work)
+        )
+
+        def report(future: asyncio.Future[object]) -> None:
+            if future.cancelled():
+                return
+            exc = future.exception()
+            if exc is not None:
+                log.error("cannot %s: %s", what, exc)
+
+        done.add_done_callback(report)
+
+
+def _atomically(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        result = work(db)
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    return result
