@@ -353,7 +353,7 @@ def create_app(
     async def chat_completions(scope: Scope, receive: Receive, send: Send) -> None:
         # Plain ASGI (tenant_gateway.asgi_io): the hot path skips the framework's per-request
         # machinery; errors raised before the answer starts still become problems.
-        if scope["method"] != "POST":
+        if scope.get("method") != "POST":
             raise MethodNotAllowedException(headers={"Allow": "POST"})
         bundles.authenticate(header(scope, b"authorization"))
         keeper.check_serving()

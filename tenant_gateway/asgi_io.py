@@ -33,10 +33,10 @@ async def read_body(receive: Receive, limit: int = MAX_BODY) -> bytes:
     parts: list[bytes] = []
     size = 0
     while True:
-        message = await receive()
+        message: Any = await receive()
         if message["type"] == "http.disconnect":
             raise HTTPException(status_code=400, detail="the client went away mid-request")
-        chunk = message.get("body", b"")
+        chunk: bytes = message.get("body", b"")
         if chunk:
             size += len(chunk)
             if size > limit:
