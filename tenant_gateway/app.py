@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 _CONVERSATION_HEADER = CONVERSATION_HEADER.lower().encode()
+CHAT_PATH = "/v1/chat/completions"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
@@ -65,6 +66,7 @@ class GatewayMetrics:
 
     def __init__(self, bundles: BundleSource) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._children: dict[tuple[int, tuple[object, ...]], Any] = {}
         self.requests = Counter(
             "tenant_gateway_http_requests",
             "HTTP requests answered, by method, route and status",
@@ -121,37 +123,52 @@ class GatewayMetrics:
         )
         keys.set_function(lambda: len(bundles.keys))
 
+    def _child(self, metric: Any, *values: object) -> Any:
+        """``metric.labels(*values)``, looked up once: the labels are few, the calls many."""
+        key = (id(metric), values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*(str(v) for v in values))
+        return child
+
     def observe_upstream(self, provider: str, endpoint: str, seconds: float) -> None:
-        self.upstream_latency.labels(provider, endpoint).observe(seconds)
+        self._child(self.upstream_latency, provider, endpoint).observe(seconds)
 
     def observe_call(self, call: CallRecord) -> None:
         stream = "true" if call.stream else "false"
-        self.chat_completions.labels(stream, call.outcome).inc()
+        self._child(self.chat_completions, stream, call.outcome).inc()
         if call.provider is None:
             return
-        self.completion_seconds.labels(call.provider, stream).observe(call.latency)
+        self._child(self.completion_seconds, call.provider, stream).observe(call.latency)
         if call.time_to_first_token is not None:
-            self.time_to_first_token.labels(call.provider).observe(call.time_to_first_token)
+            self._child(self.time_to_first_token, call.provider).observe(call.time_to_first_token)
         byok = "true" if call.byok else "false"
         for kind, count in (("prompt", call.prompt_tokens), ("completion", call.completion_tokens)):
             if count:
-                self.tokens.labels(call.provider, byok, kind).inc(count)
+                self._child(self.tokens, call.provider, byok, kind).inc(count)
 
     def observe_failure(self, provider: str, reason: str) -> None:
         self.upstream_errors.labels(provider, reason).inc()
 
-    async def before_send(self, message: Message, scope: Scope) -> None:
-        """Count each response as its head goes out (error responses included)."""
-        if message["type"] != "http.response.start":
-            return
+    def count_response(self, scope: Scope, status: int, route: str | None = None) -> None:
+        """Count a response as its head goes out (error responses included)."""
         method = scope.get("method", "OTHER")
         if method not in _METHODS:
             method = "OTHER"
-        route = scope.get("path_template") or "unmatched"
-        status = message["status"]
-        self.requests.labels(method, route, str(status)).inc()
+        route = route or scope.get("path_template") or "unmatched"
+        self._child(self.requests, method, route, status).inc()
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s %s %s", method, scope.get("path", ""), status)
+
+    def counting(self, scope: Scope, send: Send, route: str | None = None) -> Send:
+        """``send``, counting the response when its head goes out."""
+
+        async def counted(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self.count_response(scope, message["status"], route)
+            await send(message)
+
+        return counted
 
 
 def raw_response(
@@ -234,6 +251,51 @@ def _unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Respon
         "server_error",
         "internal_error",
     )
+
+
+def hot_path(
+    routed: Callable[[Scope, Receive, Send], Awaitable[None]],
+    serve_chat: Callable[[Scope, Receive, Send], Awaitable[None]],
+    metrics: GatewayMetrics,
+) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    """The app's ASGI handler: chat completions go straight to ``serve_chat``; the rest
+    through the framework (``routed``: its router inside its exception handling).
+
+    Each message of a streamed answer would otherwise pass two wrappers of ``send`` and the
+    router per request; errors raised before the answer starts become the same problem
+    bodies as on every other route."""
+
+    async def handle(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["path"] != CHAT_PATH or scope.get("method") != "POST":
+            await routed(scope, receive, metrics.counting(scope, send))
+            return
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            if not started and message["type"] == "http.response.start":
+                started = True
+                metrics.count_response(scope, message["status"], CHAT_PATH)
+            await send(message)
+
+        try:
+            await serve_chat(scope, receive, sending)
+        except Exception as exc:
+            if started:
+                raise
+            request: Request[Any, Any, Any] = Request(scope, receive)
+            response = _error_response(request, exc)
+            await response.to_asgi_response(None, request)(scope, receive, sending)
+
+    return handle
+
+
+def _error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    if isinstance(exc, GatewayError):
+        return _gateway_error(request, exc)
+    if isinstance(exc, HTTPException):
+        return _http_error(request, exc)
+    return _unexpected_error(request, exc)
 
 
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
@@ -349,12 +411,7 @@ def create_app(
     async def list_models() -> ModelList:
         return await chat.list_models()
 
-    @asgi("/v1/chat/completions", copy_scope=False)
-    async def chat_completions(scope: Scope, receive: Receive, send: Send) -> None:
-        # Plain ASGI (tenant_gateway.asgi_io): the hot path skips the framework's per-request
-        # machinery; errors raised before the answer starts still become problems.
-        if scope.get("method") != "POST":
-            raise MethodNotAllowedException(headers={"Allow": "POST"})
+    async def serve_chat(scope: Scope, receive: Receive, send: Send) -> None:
         bundles.authenticate(header(scope, b"authorization"))
         keeper.check_serving()
         body = await read_body(receive)
@@ -367,10 +424,17 @@ def create_app(
             headers["cache-control"] = "no-cache"
             headers["x-accel-buffering"] = "no"
             headers["content-type"] = result.content_type
-            await send_stream(send, receive, 200, headers, meter.persisting(result.chunks))
+            await send_stream(send, receive, 200, headers, result.chunks, meter.persisted)
             return
         headers["content-type"] = result.content_type
         await send_body(send, result.status, headers, result.content)
+
+    @asgi(CHAT_PATH, copy_scope=False)
+    async def chat_completions(scope: Scope, receive: Receive, send: Send) -> None:
+        # POSTs are served before the router (see ``hot_path`` below); this is the rest.
+        if scope.get("method") != "POST":
+            raise MethodNotAllowedException(headers={"Allow": "POST"})
+        await serve_chat(scope, receive, send)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -433,11 +497,11 @@ def create_app(
         ],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
-        before_send=[metrics.before_send],
         openapi_config=None,
         logging_config=None,
         debug=False,
     )
+    app.asgi_handler = hot_path(app.asgi_handler, serve_chat, metrics)
     app.state["metrics"] = metrics
     app.state["chat"] = chat
     app.state["sessions"] = sessions

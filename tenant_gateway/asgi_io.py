@@ -9,7 +9,7 @@ app's exception handlers turn them into the same problem bodies as on every othe
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -67,15 +67,19 @@ async def send_stream(
     status: int,
     headers: dict[str, str],
     chunks: AsyncIterator[bytes],
+    before_end: Callable[[], Awaitable[object]] | None = None,
 ) -> None:
-    """``chunks`` sent as they come; a client that disconnects cancels the iteration (so
-    whatever feeds it, such as an upstream request, is cancelled with it)."""
+    """``chunks`` sent as they come, then ``before_end`` awaited before the answer ends; a
+    client that disconnects cancels the iteration (so whatever feeds it, such as an upstream
+    request, is cancelled with it)."""
     await send({"type": "http.response.start", "status": status, "headers": _encoded(headers)})
 
     async def pump(scope: anyio.CancelScope) -> None:
         try:
             async for chunk in chunks:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            if before_end is not None:
+                await before_end()
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             scope.cancel()  # done: stop listening for the disconnect

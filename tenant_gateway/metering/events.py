@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from datetime import UTC, datetime
 
 from tenant_gateway.chat import CallRecord
@@ -24,7 +23,8 @@ def new_event_id(now_ms: int | None = None) -> str:
     value |= ((rand >> 62) & 0xFFF) << 64  # rand_a: 12 bits
     value |= 0b10 << 62  # variant
     value |= rand & 0x3FFF_FFFF_FFFF_FFFF  # rand_b: 62 bits
-    return str(uuid.UUID(int=value))
+    hex_ = f"{value:032x}"
+    return f"{hex_[:8]}-{hex_[8:12]}-{hex_[12:16]}-{hex_[16:20]}-{hex_[20:]}"
 
 
 def usage_event(call: CallRecord, tenant_id: str, at: datetime | None = None) -> UsageEvent:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 from tenant_gateway.chat import CallRecord
@@ -60,13 +60,6 @@ class UsageMeter:
     async def persisted(self) -> None:
         """Wait until every event observed so far is committed to the outbox."""
         await self.outbox.persisted()
-
-    async def persisting(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        """``chunks`` passed on; once they are all out (and the call observed), wait for its
-        event to be committed before the response may end."""
-        async for chunk in chunks:
-            yield chunk
-        await self.persisted()
 
     async def close(self) -> None:
         """Stop delivering, try once more to deliver what is left, and close the outbox."""

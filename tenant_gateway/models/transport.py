@@ -21,6 +21,7 @@ before the request left (safe to retry) is kept on the error.
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 import logging
 import ssl
@@ -136,6 +137,16 @@ def _broken_off(url: str, exc: BaseException, name: str | None = None) -> Upstre
 
 def check_url(url: str) -> None:
     """Raise :class:`UpstreamUnavailable` unless ``url`` is an http(s) URL with a host."""
+    if not _usable_url(url):
+        raise UpstreamUnavailable(
+            f"the model endpoint URL is not usable: {origin(url)} is not an http(s) URL "
+            "with a host and a port from 0 to 65535"
+        )
+
+
+@functools.lru_cache(maxsize=256)
+def _usable_url(url: str) -> bool:
+    """Whether ``url`` is an http(s) URL with a host (remembered: a gateway calls a few)."""
     parts = urlsplit(url)
     try:
         _ = parts.port
@@ -143,11 +154,7 @@ def check_url(url: str) -> None:
         usable = usable and not any(c.isspace() or ord(c) < 32 for c in parts.netloc)
     except ValueError:
         usable = False
-    if not usable:
-        raise UpstreamUnavailable(
-            f"the model endpoint URL is not usable: {origin(url)} is not an http(s) URL "
-            "with a host and a port from 0 to 65535"
-        )
+    return usable
 
 
 class UpstreamStream:

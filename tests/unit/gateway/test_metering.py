@@ -124,6 +124,50 @@ async def test_events_added_while_a_commit_runs_are_committed_by_the_next(
     await outbox.close()
 
 
+async def test_a_commit_blocked_by_another_writer_waits_on_the_thread_not_the_loop(
+    tmp_path: Path,
+) -> None:
+    """Commits run on the event loop without waiting for locks; while another writer (the
+    delivery, another process) holds the lock, they wait on the outbox's thread instead, so
+    the loop keeps serving and nothing is lost."""
+    outbox = UsageOutbox(tmp_path / USAGE_FILE)
+    await outbox.open()
+    holder = sqlite3.connect(tmp_path / USAGE_FILE, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # the write lock, held
+    outbox.add(make_event(call(), TENANT))
+    waiting = asyncio.ensure_future(outbox.persisted())
+    ticks = 0
+    while ticks < 20:  # the loop runs while the commit waits for the lock
+        await asyncio.sleep(0.01)
+        ticks += 1
+    assert not waiting.done(), "the event cannot be committed while the lock is held"
+    holder.execute("ROLLBACK")
+    holder.close()
+    assert await asyncio.wait_for(waiting, timeout=10)
+    assert await outbox.count() == 1
+    await outbox.close()
+
+
+async def test_the_wal_is_checkpointed_while_events_are_committed_from_the_loop(
+    tmp_path: Path,
+) -> None:
+    from tenant_gateway.metering.outbox import CHECKPOINT_EVERY
+
+    outbox = UsageOutbox(tmp_path / USAGE_FILE)
+    await outbox.open()
+    wal = tmp_path / (USAGE_FILE + "-wal")
+    sizes = []
+    for _ in range(4):
+        for _ in range(CHECKPOINT_EVERY):
+            outbox.add(make_event(call(), TENANT))
+            assert await outbox.persisted()
+        sizes.append(wal.stat().st_size)
+    assert await outbox.count() == 4 * CHECKPOINT_EVERY
+    # After each checkpoint the WAL is written over from its start: it stops growing.
+    assert max(sizes) < 1.5 * sizes[0], sizes
+    await outbox.close()
+
+
 async def test_a_closed_outbox_refuses_events_instead_of_keeping_them_in_memory(
     tmp_path: Path,
 ) -> None:
