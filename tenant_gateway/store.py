@@ -162,6 +162,10 @@ class ConversationStore:
             f"write conversation {conversation_id}",
         )
 
+    def drain(self, timeout: float = 10.0) -> None:
+        """Block until queued writes are done (see :meth:`VolumeDatabase.drain`)."""
+        self._db.drain(timeout)
+
     def record_soon(
         self, conversation_id: str, messages: Sequence[Message], reply: Message | None
     ) -> None:

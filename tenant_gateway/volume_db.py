@@ -108,6 +108,12 @@ class VolumeDatabase:
         """Like :meth:`run`, inside ``BEGIN IMMEDIATE`` … ``COMMIT`` (rolled back on error)."""
         return await self.run(lambda db: _atomically(db, work), what)
 
+    def drain(self, timeout: float = 10.0) -> None:
+        """Block until the work queued so far has run; for callers on another thread than
+        the event loop's (a test or a tool reading the file after a queued write)."""
+        if self._executor is not None:
+            self._executor.submit(lambda: None).result(timeout)
+
     def transaction_soon(
         self, work: Callable[[sqlite3.Connection], object], what: str, log: logging.Logger
     ) -> None:

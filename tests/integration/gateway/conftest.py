@@ -80,8 +80,11 @@ def unused_port_url() -> str:
 class Gateway:
     """A gateway app served in-process, with what a test needs to drive it."""
 
-    def __init__(self, url: str, runtime_dir: Path, data_dir: Path, key: str) -> None:
+    def __init__(
+        self, url: str, runtime_dir: Path, data_dir: Path, key: str, store: ConversationStore
+    ) -> None:
         self.url = url
+        self.store = store
         self.runtime_dir = runtime_dir
         self.data_dir = data_dir
         self.key = key
@@ -96,6 +99,9 @@ class Gateway:
         return httpx.AsyncClient(base_url=self.url, headers=all_headers, timeout=30)
 
     def conversation(self, conversation_id: str) -> list[StoredMessage]:
+        """What the store holds, once the writes queued so far are done (answers do not
+        wait for their conversation to be written)."""
+        self.store.drain()
         return read_conversation(self.data_dir / DATABASE_FILE, conversation_id)
 
 
@@ -132,14 +138,10 @@ def gateway_factory(tmp_path: Path) -> GatewayFactory:
             msgspec.json.decode((runtime_dir / BUNDLE_FILE).read_bytes(), type=GatewayBundle),
             interval=poll_interval,
         )
-        app = create_app(
-            settings,
-            bundles,
-            ConversationStore(data_dir / DATABASE_FILE),
-            ModelClient(settings),
-        )
+        store = ConversationStore(data_dir / DATABASE_FILE)
+        app = create_app(settings, bundles, store, ModelClient(settings))
         with serve_in_thread(app, lifespan="on") as server:
-            yield Gateway(server.url, runtime_dir, data_dir, key)
+            yield Gateway(server.url, runtime_dir, data_dir, key, store)
 
     return start
 

@@ -124,7 +124,7 @@ async def test_a_streamed_chat_passes_chunks_through_and_stores_the_reply(
     assert "".join(pieces) == "echo: a b c"
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
 
-    # Stored before [DONE] went out, so it is there as soon as the client has seen the end.
+    # Queued before [DONE] went out, so it is there once the queued writes are done.
     stored = gateway.conversation(conversation)
     assert [m.role for m in stored] == ["user", "assistant"]
     assert stored[1].message == {"role": "assistant", "content": "echo: a b c"}
