@@ -162,7 +162,12 @@ def create_app(
         vault=vault,
         catalog=catalog,
         platform_models_url=settings.platform_models_url,
-        provider_bases={"openai": bases.openai, "anthropic": bases.anthropic},
+        provider_bases={
+            "openai": bases.openai,
+            "anthropic": bases.anthropic,
+            "whatsapp": bases.whatsapp,
+            "discord": bases.discord,
+        },
         plan_budgets=plan_budgets(settings.plan_budgets),
         control_plane_url=settings.internal_url,
         concurrency=settings.reconcile_concurrency,

@@ -36,9 +36,11 @@ from prometheus_client import (
 from tenant_gateway.asgi_io import header, read_body, send_body, send_stream
 from tenant_gateway.budgets import BudgetKeeper, Ledger, LocalLedger, RedisLedger
 from tenant_gateway.channels.assistant import Assistant
+from tenant_gateway.channels.discord import DiscordChannel
 from tenant_gateway.channels.inbox import INBOX_FILE, Inbox
 from tenant_gateway.channels.pipeline import ChannelAdapter, ChannelPipeline
 from tenant_gateway.channels.routes import inbound_routes
+from tenant_gateway.channels.whatsapp import WhatsAppChannel
 from tenant_gateway.channels.worker import ReplySink
 from tenant_gateway.chat import CONVERSATION_HEADER, CallRecord, ChatService, ChatStream
 from tenant_gateway.contract import Readiness
@@ -374,7 +376,9 @@ def create_app(
     channels = ChannelPipeline(
         settings, Inbox(store.path.parent / INBOX_FILE), assistant.answer, reply_sink
     )
-    adapters: list[ChannelAdapter] = []
+    discord = DiscordChannel(keeper, lambda: bundles.bundle)
+    bundles.listeners.append(discord.credentials_changed)  # after keeper.sync
+    adapters: list[ChannelAdapter] = [WhatsAppChannel(keeper, lambda: bundles.bundle), discord]
     """The channels that run inside this gateway, each started once the pipeline runs."""
     ready = _Flag()
 

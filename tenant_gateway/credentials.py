@@ -156,6 +156,10 @@ class CredentialKeeper:
     def providers(self) -> list[str]:
         return sorted(self._credentials)
 
+    def find(self, provider: str) -> dict[str, str] | None:
+        """The opened fields of ``provider``'s credential, None if the gateway holds none."""
+        return self._credentials.get(provider)
+
     def get(self, provider: str) -> dict[str, str]:
         """The opened fields of ``provider``'s credential, or CredentialsSealed."""
         if provider in self._credentials:

@@ -6,7 +6,7 @@ that credential has (:class:`CredentialField`), how the submitted fields are nor
 (:func:`check_fields`), which of them may be shown back (:func:`public_fields`, :func:`hint`)
 and how the credential is validated: the provider's cheapest authenticated call
 (:meth:`Provider.validate`) — listing models for OpenAI, Anthropic and OpenAI-compatible
-servers, ``getMe`` for a Telegram bot.
+servers, ``getMe`` for a Telegram bot, the phone number for WhatsApp, the bot user for Discord.
 
 Adding a provider is one :class:`Provider` entry in ``_REGISTRY``.
 
@@ -148,18 +148,24 @@ class ProviderBases(msgspec.Struct, frozen=True):
     """Anthropic's API origin (``/v1/models`` is appended)."""
     telegram: str = "https://api.telegram.org"
     """A Telegram Bot API server, taking ``/bot<token>/<method>`` paths."""
+    whatsapp: str = "https://graph.facebook.com/v21.0"
+    """Meta's Graph API, with its version (``/{phone_number_id}/messages`` is appended)."""
+    discord: str = "https://discord.com/api/v10"
+    """Discord's HTTP API, with its version."""
 
 
 _BASE_VARIABLES: tuple[tuple[str, str], ...] = (
     ("openai", "TENANTRY_OPENAI_API_BASE"),
     ("anthropic", "TENANTRY_ANTHROPIC_API_BASE"),
     ("telegram", "TENANTRY_TELEGRAM_API_BASE"),
+    ("whatsapp", "TENANTRY_WHATSAPP_API_BASE"),
+    ("discord", "TENANTRY_DISCORD_API_BASE"),
 )
 
 
 def provider_bases_from_env(env: Mapping[str, str]) -> ProviderBases:
-    """The bases from ``TENANTRY_{OPENAI,ANTHROPIC,TELEGRAM}_API_BASE`` (unset or empty: the
-    real service). A bad URL raises :class:`ValueError` naming the variable."""
+    """The bases from ``TENANTRY_{OPENAI,ANTHROPIC,TELEGRAM,WHATSAPP,DISCORD}_API_BASE``
+    (unset or empty: the real service). A bad URL raises :class:`ValueError` naming the variable."""
     chosen: dict[str, str] = {}
     for attribute, variable in _BASE_VARIABLES:
         raw = env.get(variable, "").strip()
@@ -567,6 +573,29 @@ async def _telegram_get_me(
         )
 
 
+async def _whatsapp_phone_number(
+    provider: Provider, values: dict[str, str], client: httpx.AsyncClient, bases: ProviderBases
+) -> None:
+    """``GET {graph}/{phone_number_id}`` with the access token: Meta answers 401 for a bad
+    token and 400 for a phone number the token may not use."""
+    base = bases.whatsapp
+    secrets = _secrets(provider, values)
+    headers = {"authorization": f"Bearer {values['access_token']}", "accept": "application/json"}
+    path = f"/{values['phone_number_id']}"
+    _judge(provider, base, await _get(provider, client, base, path, headers, secrets), secrets)
+
+
+async def _discord_bot(
+    provider: Provider, values: dict[str, str], client: httpx.AsyncClient, bases: ProviderBases
+) -> None:
+    """``GET {discord}/users/@me`` as the bot (``Authorization: Bot <token>``)."""
+    base = bases.discord
+    secrets = _secrets(provider, values)
+    headers = {"authorization": f"Bot {values['bot_token']}", "accept": "application/json"}
+    answer = await _get(provider, client, base, "/users/@me", headers, secrets)
+    _judge(provider, base, answer, secrets)
+
+
 # -- the registry -----------------------------------------------------------------------------
 
 _API_KEY = CredentialField("api_key", secret=True)
@@ -610,6 +639,44 @@ _REGISTRY: tuple[Provider, ...] = (
         ),
         hint_field="token",
         probe=_telegram_get_me,
+    ),
+    Provider(
+        name="whatsapp",
+        title="WhatsApp Business (Cloud API)",
+        fields=(
+            CredentialField("access_token", secret=True),
+            CredentialField("app_secret", secret=True),
+            CredentialField("verify_token", secret=True),
+            CredentialField(
+                "phone_number_id",
+                secret=False,
+                pattern=r"[0-9]{1,32}",
+                shape="must be the digits of the phone number ID (WhatsApp > API Setup)",
+            ),
+        ),
+        hint_field="access_token",
+        probe=_whatsapp_phone_number,
+    ),
+    Provider(
+        name="discord",
+        title="Discord application",
+        fields=(
+            CredentialField("bot_token", secret=True),
+            CredentialField(
+                "application_id",
+                secret=False,
+                pattern=r"[0-9]{1,32}",
+                shape="must be the digits of the application ID (General Information)",
+            ),
+            CredentialField(
+                "public_key",
+                secret=False,
+                pattern=r"[0-9a-fA-F]{64}",
+                shape="must be the application's public key: 64 hexadecimal characters",
+            ),
+        ),
+        hint_field="bot_token",
+        probe=_discord_bot,
     ),
 )
 
