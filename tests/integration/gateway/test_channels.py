@@ -220,7 +220,7 @@ async def test_dm_scope_main_shares_one_session_across_peers_and_channels(
     channel_gateway: ChannelFactory,
 ) -> None:
     with channel_gateway({**NO_DAILY_RESET, "TENANTRY_GATEWAY_DM_SCOPE": "main"}) as gateway:
-        await _talk(gateway, channel="discord")
+        await _talk(gateway, channel="matrix")
         assert [m["content"] for m in gateway.prompts()[-1]] == ["alpha", "echo: alpha", "beta"]
 
 
@@ -319,27 +319,27 @@ class RecordingOutlet:
 async def test_a_channel_that_is_down_holds_up_only_its_own_replies(
     channel_gateway: ChannelFactory,
 ) -> None:
-    whatsapp = RecordingOutlet(down=True)
-    with channel_gateway(NO_DAILY_RESET, outlets={"whatsapp": whatsapp}) as gateway:
+    signal = RecordingOutlet(down=True)
+    with channel_gateway(NO_DAILY_RESET, outlets={"signal": signal}) as gateway:
         async with gateway.client() as client:
-            await client.post(INBOUND_PATH, json=inbound("w-1", "one", channel="whatsapp"))
-            await client.post(INBOUND_PATH, json=inbound("w-2", "two", channel="whatsapp"))
+            await client.post(INBOUND_PATH, json=inbound("w-1", "one", channel="signal"))
+            await client.post(INBOUND_PATH, json=inbound("w-2", "two", channel="signal"))
             await client.post(INBOUND_PATH, json=inbound("t-1", "tg", peer="tom"))
-        # Telegram has no outlet here: its reply goes to the fallback sink, past WhatsApp's.
+        # Telegram has no outlet here: its reply goes to the fallback sink, past Signal's.
         assert await gateway.replies("chat-tom", 1) == ["echo: tg"]
 
         async def tried() -> bool | None:
-            return whatsapp.sink.attempts >= 2 or None
+            return signal.sink.attempts >= 2 or None
 
-        await eventually(tried, what="WhatsApp replies tried again")
-        assert whatsapp.sink.replies == []
-        whatsapp.down.clear()
+        await eventually(tried, what="Signal replies tried again")
+        assert signal.sink.replies == []
+        signal.down.clear()
 
         async def delivered() -> list[str] | None:
-            texts = whatsapp.sink.texts("chat-peer-1")
+            texts = signal.sink.texts("chat-peer-1")
             return texts if len(texts) >= 2 else None
 
-        assert await eventually(delivered, what="WhatsApp replies") == ["echo: one", "echo: two"]
+        assert await eventually(delivered, what="Signal replies") == ["echo: one", "echo: two"]
         assert gateway.sink.texts("chat-peer-1") == []
 
 
@@ -363,12 +363,12 @@ async def test_relayed_webhook_calls_reach_their_channel_only_with_the_inbound_k
 ) -> None:
     seen: list[WebhookRequest] = []
 
-    async def whatsapp_webhook(request: WebhookRequest) -> WebhookAnswer:
+    async def signal_webhook(request: WebhookRequest) -> WebhookAnswer:
         seen.append(request)
         return WebhookAnswer(status=200, body=request.query.get("hub.challenge", "").encode())
 
-    path = WEBHOOK_PATH.replace("{channel}", "whatsapp")
-    with channel_gateway(NO_DAILY_RESET, webhooks={"whatsapp": whatsapp_webhook}) as gateway:
+    path = WEBHOOK_PATH.replace("{channel}", "signal")
+    with channel_gateway(NO_DAILY_RESET, webhooks={"signal": signal_webhook}) as gateway:
         async with gateway.client(key=None) as anonymous:
             refused = await anonymous.get(path, params={"hub.challenge": "42"})
         async with gateway.client(key="not-the-key") as wrong:
@@ -378,7 +378,7 @@ async def test_relayed_webhook_calls_reach_their_channel_only_with_the_inbound_k
             posted = await client.post(
                 path, content=b'{"x":1}', headers={"X-Hub-Signature-256": "sha256=ab"}
             )
-            other = await client.post(WEBHOOK_PATH.replace("{channel}", "discord"), content=b"")
+            other = await client.post(WEBHOOK_PATH.replace("{channel}", "matrix"), content=b"")
     assert (refused.status_code, wrong_key.status_code) == (401, 401)
     assert (answered.status_code, answered.content) == (200, b"42")
     assert posted.status_code == 200
