@@ -162,10 +162,10 @@ class CredentialKeeper:
 
     def get(self, provider: str) -> dict[str, str]:
         """The opened fields of ``provider``'s credential, or CredentialsSealed."""
-        if provider in self._credentials:
-            return self._credentials[provider]
-        reason = self.refusal or f"this tenant has no {provider} credential"
-        raise CredentialsSealed(reason)
+        fields = self.find(provider)
+        if fields is not None:
+            return fields
+        raise CredentialsSealed(self.refusal or f"this tenant has no {provider} credential")
 
     async def sync(self, bundle: GatewayBundle) -> None:
         """Open the bundle's credentials, unsealing data keys this gateway lacks."""

@@ -600,6 +600,14 @@ async def _discord_bot(
 
 _API_KEY = CredentialField("api_key", secret=True)
 
+
+def _digits_field(name: str, where: str) -> CredentialField:
+    """A platform's numeric id, shown (not secret): the digits of the ``where``."""
+    return CredentialField(
+        name, secret=False, pattern=r"[0-9]{1,32}", shape=f"must be the digits of the {where}"
+    )
+
+
 _REGISTRY: tuple[Provider, ...] = (
     Provider(
         name="openai",
@@ -647,12 +655,7 @@ _REGISTRY: tuple[Provider, ...] = (
             CredentialField("access_token", secret=True),
             CredentialField("app_secret", secret=True),
             CredentialField("verify_token", secret=True),
-            CredentialField(
-                "phone_number_id",
-                secret=False,
-                pattern=r"[0-9]{1,32}",
-                shape="must be the digits of the phone number ID (WhatsApp > API Setup)",
-            ),
+            _digits_field("phone_number_id", "phone number ID (WhatsApp > API Setup)"),
         ),
         hint_field="access_token",
         probe=_whatsapp_phone_number,
@@ -662,12 +665,7 @@ _REGISTRY: tuple[Provider, ...] = (
         title="Discord application",
         fields=(
             CredentialField("bot_token", secret=True),
-            CredentialField(
-                "application_id",
-                secret=False,
-                pattern=r"[0-9]{1,32}",
-                shape="must be the digits of the application ID (General Information)",
-            ),
+            _digits_field("application_id", "application ID (General Information)"),
             CredentialField(
                 "public_key",
                 secret=False,
