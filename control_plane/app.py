@@ -20,16 +20,23 @@ from control_plane.api.auth import ApiTokenController, AuthController, UserContr
 from control_plane.api.authz import authorize, tenant_id_of
 from control_plane.api.channels import ChannelController
 from control_plane.api.credentials import CredentialController
-from control_plane.api.internal import ingest_usage, unseal_gateway
+from control_plane.api.internal import (
+    ingest_usage,
+    platform_bot_reply,
+    platform_bot_typing,
+    unseal_gateway,
+)
 from control_plane.api.members import InvitationController, MemberController, accept_invitation
 from control_plane.api.models import ModelCatalogController, tenant_models
 from control_plane.api.ops import MetricsController, healthz, readyz
 from control_plane.api.problems import EXCEPTION_HANDLERS
 from control_plane.api.tenants import GatewayKeyController, TenantController
 from control_plane.api.usage import tenant_usage
-from control_plane.api.webhooks import channel_webhook
+from control_plane.api.webhooks import channel_webhook, platform_bot_webhook
 from control_plane.catalog.service import ModelCatalog
+from control_plane.channels.forwarding import Forwarder
 from control_plane.channels.gateways import GatewayLink
+from control_plane.channels.platform_bot import PlatformBot
 from control_plane.channels.service import ISSUE_LIMITS, REDEEM_LIMITS, ChannelDirectory
 from control_plane.db import migrate
 from control_plane.db.engine import Database
@@ -88,6 +95,7 @@ STATE_DEPENDENCIES = (
     "usage",
     "channels",
     "gateway_link",
+    "platform_bot",
 )
 """Services handlers receive by name (``NamedDependency``), from the app's state."""
 
@@ -192,6 +200,21 @@ def create_app(
     throttle = _throttle(redis_client, limits)
     vault.on_change = reconciler.notify
     gateway_link = GatewayLink(db, keys.digests)
+    channels = ChannelDirectory(
+        db,
+        keys.digests.digest,
+        bot_username=settings.telegram_platform_bot_username,
+        redeem_throttle=_throttle(redis_client, REDEEM_LIMITS),
+        issue_throttle=_throttle(redis_client, ISSUE_LIMITS),
+    )
+    platform_bot = PlatformBot(
+        settings.telegram_platform_bot_token,
+        bases.telegram,
+        channels,
+        Forwarder(db, gateway_link),
+        webhook_secret=keys.digests.webhook_secret("telegram-platform"),
+        public_url=settings.public_url,
+    )
     catalog.on_change = reconciler.notify_every_tenant
     services: dict[str, Any] = {
         "settings": settings,
@@ -218,13 +241,8 @@ def create_app(
         "catalog": catalog,
         "usage": UsageLedger(db),
         "gateway_link": gateway_link,
-        "channels": ChannelDirectory(
-            db,
-            keys.digests.digest,
-            bot_username=settings.telegram_platform_bot_username,
-            redeem_throttle=_throttle(redis_client, REDEEM_LIMITS),
-            issue_throttle=_throttle(redis_client, ISSUE_LIMITS),
-        ),
+        "channels": channels,
+        "platform_bot": platform_bot,
     }
 
     @asynccontextmanager
@@ -249,9 +267,11 @@ def create_app(
             await reconciler.start()
         else:
             reconciler.started.set()
+        await platform_bot.start()
         try:
             yield
         finally:
+            await platform_bot.stop()
             await reconciler.stop()
             await runtime.close()
             await gateway_link.close()
@@ -279,6 +299,9 @@ def create_app(
             ingest_usage,
             tenant_usage,
             channel_webhook,
+            platform_bot_webhook,
+            platform_bot_reply,
+            platform_bot_typing,
             healthz,
             readyz,
             MetricsController,

@@ -39,6 +39,7 @@ from tenant_gateway.channels.assistant import Assistant
 from tenant_gateway.channels.discord import DiscordChannel
 from tenant_gateway.channels.inbox import INBOX_FILE, Inbox
 from tenant_gateway.channels.pipeline import ChannelAdapter, ChannelPipeline
+from tenant_gateway.channels.platform import PlatformBotChannel
 from tenant_gateway.channels.routes import inbound_routes
 from tenant_gateway.channels.whatsapp import WhatsAppChannel
 from tenant_gateway.channels.worker import ReplySink
@@ -378,7 +379,11 @@ def create_app(
     )
     discord = DiscordChannel(keeper, lambda: bundles.bundle)
     bundles.listeners.append(discord.credentials_changed)  # after keeper.sync
-    adapters: list[ChannelAdapter] = [WhatsAppChannel(keeper, lambda: bundles.bundle), discord]
+    adapters: list[ChannelAdapter] = [
+        WhatsAppChannel(keeper, lambda: bundles.bundle),
+        discord,
+        PlatformBotChannel(lambda: bundles.bundle, bundles.path.parent),
+    ]
     """The channels that run inside this gateway, each started once the pipeline runs."""
     ready = _Flag()
 

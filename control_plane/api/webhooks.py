@@ -18,6 +18,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 
 from control_plane.channels.gateways import RELAY_CHANNELS, GatewayLink
+from control_plane.channels.platform_bot import WEBHOOK_PATH, PlatformBot
 from control_plane.errors import NotFoundError
 from control_plane.tenants.service import TenantService
 
@@ -46,3 +47,18 @@ async def channel_webhook(
     return Response(
         answer.body, status_code=answer.status, headers={"content-type": answer.content_type}
     )
+
+
+@route(WEBHOOK_PATH, http_method=["POST"], tags=["channels"], include_in_schema=False)
+async def platform_bot_webhook(
+    request: Request[Any, Any, Any], platform_bot: NamedDependency[PlatformBot]
+) -> Response[bytes]:
+    """Telegram's updates for the platform bot, signed with the secret token the bot
+    registered. 200 once the update's message is delivered to its tenant's gateway or kept
+    for it; 404 while the bot runs by polling (no webhook is registered); 401 for a wrong
+    secret."""
+    if not platform_bot.enabled or platform_bot.webhook_url is None:
+        raise NotFoundError("the platform Telegram bot takes no webhook calls here")
+    platform_bot.check_webhook_secret(request.headers.get("x-telegram-bot-api-secret-token"))
+    await platform_bot.handle_webhook(await request.body())
+    return Response(b"{}", status_code=200, headers={"content-type": "application/json"})

@@ -55,7 +55,8 @@ class GatewayLink:
         await self._http.aclose()
 
     async def endpoint(self, tenant_id: str) -> str:
-        """The running gateway's base URL; :class:`GatewayUnavailable` if it has none."""
+        """The running gateway's base URL; :class:`GatewayUnavailable` if it has none (yet),
+        :class:`NotFoundError` if the tenant is gone or going."""
         async with self.db.transaction(platform="reach a tenant's gateway for a channel") as s:
             found = (
                 await s.execute(
@@ -65,6 +66,8 @@ class GatewayLink:
         if found is None:
             raise NotFoundError(f"no tenant {tenant_id!r}")
         state, endpoint = found
+        if state in (TenantState.DELETING, TenantState.DELETED):
+            raise NotFoundError(f"the tenant is {state}: its channels take no more messages")
         if state != TenantState.RUNNING or not endpoint:
             raise GatewayUnavailable(f"the tenant's gateway is not running (state {state})")
         return str(endpoint).rstrip("/")

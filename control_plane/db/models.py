@@ -375,3 +375,16 @@ class ChannelBindingRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (UniqueConstraint("channel", "chat_id"),)
+
+
+class PlatformInboundRow(Base):
+    """A platform-bot message for a tenant whose gateway could not take it yet: kept until
+    the gateway does (oldest first per tenant), so a gateway that is down loses nothing."""
+
+    __tablename__ = "platform_inbound"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    message: Mapped[bytes] = mapped_column(LargeBinary)
+    """The :class:`~tenant_gateway.channels.contract.InboundMessage`, as its JSON."""
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

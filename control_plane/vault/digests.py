@@ -105,6 +105,13 @@ class TokenDigests:
             self._inbound_secret(), tenant_id, self.gateway_key_secret(tenant_id)
         )
 
+    def webhook_secret(self, purpose: str) -> str:
+        """A secret the control plane registers with a webhook (Telegram's ``secret_token``)
+        and checks on its calls: derived, never stored, the same on every replica."""
+        return hmac.new(
+            self._key, b"webhook-secret:" + purpose.encode(), hashlib.sha256
+        ).hexdigest()
+
     def _inbound_secret(self) -> bytes:
         return hmac.new(self._key, _INBOUND_LABEL, hashlib.sha256).digest()
 

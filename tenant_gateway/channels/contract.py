@@ -27,6 +27,15 @@ RELAYED_HEADERS = frozenset(
     }
 )
 """The request headers the relay passes on (the channels' signatures); no others."""
+PLATFORM_CHANNEL = "telegram_platform"
+"""The channel of the platform's one Telegram bot: the control plane forwards a bound chat's
+messages to the gateway under this name, and takes the replies back."""
+PLATFORM_REPLY_PATH = "/internal/v1/gateways/{tenant_id}/replies"
+"""``POST`` on the control plane, with the gateway's identity token: an :class:`OutboundReply`
+of ``PLATFORM_CHANNEL`` for the platform bot to send; answered with a :class:`ReplyReceipt`."""
+PLATFORM_TYPING_PATH = "/internal/v1/gateways/{tenant_id}/typing"
+"""``POST`` on the control plane, with the identity token: a :class:`ChatAction`; the platform
+bot shows "typing…" in that chat for a few seconds."""
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[a-z0-9_-]+$")]
 Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
@@ -69,3 +78,20 @@ class InboundReceipt(msgspec.Struct, frozen=True):
 
     duplicate: bool
     """True: the message had been accepted before; nothing new happens."""
+
+
+class ChatAction(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Body of ``POST PLATFORM_TYPING_PATH``."""
+
+    channel: Name
+    chat_id: Identifier
+
+
+class ReplyReceipt(msgspec.Struct, frozen=True):
+    """The control plane's answer to ``POST PLATFORM_REPLY_PATH`` (and the typing call)."""
+
+    delivered: bool
+    """False: the reply will never go out as it is (the chat is no longer bound to the
+    tenant, the person blocked the bot, Telegram refused the text); ``detail`` says why, and
+    sending it again would not help. A reply that may go out later is answered 503."""
+    detail: str | None = None

@@ -37,8 +37,8 @@ from tenant_gateway.channels.platforms import (
     PlatformLink,
     PlatformRefused,
     SignatureRefused,
-    split_text,
 )
+from tenant_gateway.channels.text import split_text
 from tenant_gateway.contract import GatewayBundle
 from tenant_gateway.credentials import CredentialKeeper
 

@@ -69,20 +69,6 @@ class PlatformRefused(GatewayError):
     title = "Channel platform refused"
 
 
-def split_text(text: str, limit: int) -> list[str]:
-    """``text`` in pieces of at most ``limit`` characters, cut after a line break or a space
-    where there is one in the second half of a piece."""
-    pieces: list[str] = []
-    while len(text) > limit:
-        cut = max(text.rfind("\n", limit // 2, limit), text.rfind(" ", limit // 2, limit))
-        cut = cut + 1 if cut > 0 else limit
-        pieces.append(text[:cut])
-        text = text[cut:]
-    if text or not pieces:
-        pieces.append(text)
-    return pieces
-
-
 class PlatformLink:
     """The credential and API base of one platform, and the client replies go out with."""
 

@@ -32,8 +32,8 @@ from tenant_gateway.channels.platforms import (
     PlatformLink,
     SignatureRefused,
     VerificationRefused,
-    split_text,
 )
+from tenant_gateway.channels.text import split_text
 from tenant_gateway.contract import GatewayBundle
 from tenant_gateway.credentials import CredentialKeeper
 

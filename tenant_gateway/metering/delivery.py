@@ -17,14 +17,13 @@ import asyncio
 import contextlib
 import logging
 import random
-import ssl
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import httpx
 import msgspec
 
-from tenant_gateway.contract import IDENTITY_FILE, USAGE_PATH, GatewayBundle, UsageReceipt
+from tenant_gateway.contract import USAGE_PATH, GatewayBundle, UsageReceipt
+from tenant_gateway.control_link import ControlPlaneLink, ControlPlaneUnreachable, problem_detail
 from tenant_gateway.metering.outbox import OutboxEntry, UsageOutbox
 from tenant_gateway.redaction import SECRET_VALUES, SecretValues
 from tenant_gateway.settings import GatewayError, GatewaySettings
@@ -42,14 +41,6 @@ class DeliveryFailed(GatewayError):
     problem = "usage-delivery-failed"
     title = "Usage delivery failed"
     code = "usage_delivery_failed"
-
-
-def _problem_detail(response: httpx.Response) -> str:
-    try:
-        detail = response.json().get("detail", "")
-    except (ValueError, AttributeError):
-        return ""
-    return str(detail)[:500]
 
 
 def backoff(failures: int, initial: float, longest: float) -> float:
@@ -78,11 +69,13 @@ class UsageDelivery:
         self.retry_initial = settings.usage_retry_initial
         self.retry_max = settings.usage_retry_max
         self.timeout = settings.usage_delivery_timeout
-        self._bundle = bundle
-        self._identity = identity_dir / IDENTITY_FILE
-        self._secret_values = secret_values
-        self._http: httpx.AsyncClient | None = None
-        self._http_tls = False
+        self._link = ControlPlaneLink(
+            bundle,
+            identity_dir,
+            self.timeout,
+            secret_values=secret_values,
+            purpose="deliver usage to",
+        )
         self._waiting = 0
         """Events stored since the last delivery (a hint: the outbox is the truth)."""
         self._batch_ready = asyncio.Event()
@@ -157,47 +150,18 @@ class UsageDelivery:
         return 0
 
     async def _post(self, entries: Sequence[OutboxEntry]) -> tuple[int, str]:
-        bundle = self._bundle()
-        if bundle.control_plane_url is None:
-            raise DeliveryFailed("no control plane to deliver usage to")
-        try:
-            token = self._identity.read_text().strip()
-        except OSError:
-            raise DeliveryFailed("no identity token") from None
-        self._secret_values.add(token)
-        url = bundle.control_plane_url.rstrip("/") + USAGE_PATH.format(tenant_id=bundle.tenant_id)
         # The outbox keeps each event as its JSON: the batch is put together without decoding.
         body = b'{"events":[' + b",".join(e.event for e in entries) + b"]}"
         try:
-            client = await self._client(url)
-            response = await client.post(
-                url,
-                content=body,
-                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-            )
-        except httpx.HTTPError as exc:
-            raise DeliveryFailed(f"control plane unreachable ({type(exc).__name__})") from None
+            response = await self._link.post(USAGE_PATH, body)
+        except ControlPlaneUnreachable as exc:
+            raise DeliveryFailed(str(exc)) from None
         if response.status_code == 200:
             try:
                 msgspec.json.decode(response.content, type=UsageReceipt)
             except (msgspec.DecodeError, msgspec.ValidationError):
                 raise DeliveryFailed("the control plane's receipt was not understood") from None
-        return response.status_code, _problem_detail(response)
-
-    async def _client(self, url: str) -> httpx.AsyncClient:
-        """The delivery's HTTP client, kept between batches (made again if the scheme changes)."""
-        tls = url.startswith("https://")
-        if self._http is not None and self._http_tls == tls:
-            return self._http
-        if self._http is not None:
-            await self._http.aclose()
-        # Over plain http no TLS context is used; this one trusts nothing, so it fails closed.
-        verify: ssl.SSLContext | bool = True if tls else ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        self._http = httpx.AsyncClient(timeout=self.timeout, trust_env=False, verify=verify)
-        self._http_tls = tls
-        return self._http
+        return response.status_code, problem_detail(response)
 
     async def close(self) -> None:
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
+        await self._link.close()

@@ -220,6 +220,14 @@ def relay_to_b(method: str) -> Probe:
     return probe
 
 
+async def platform_bot_webhook(world: World, _caller: str, headers: dict[str, str]) -> None:
+    """No platform bot runs here: its webhook does not exist, whoever calls."""
+    update = {"update_id": 1, "message": {"message_id": 1, "date": 0, "text": "hi"}}
+    answer = await world.client.post("/webhooks/telegram-platform", json=update, headers=headers)
+    expect(answer, 404)
+    reveals_nothing_of_b(world, answer)
+
+
 def public(path: str) -> Probe:
     async def probe(world: World, _caller: str, headers: dict[str, str]) -> None:
         answer = await world.client.get(path, headers=headers)
@@ -250,6 +258,9 @@ PROBES: dict[tuple[str, str], Probe] = {
     ("DELETE", "/api/v1/models/{model_ref:str}"): platform_only("DELETE", "/api/v1/models/m"),
     ("POST", "/internal/v1/gateways/{gateway_tenant:str}/unseal"): gateway_only("unseal"),
     ("POST", "/internal/v1/gateways/{gateway_tenant:str}/usage"): gateway_only("usage"),
+    ("POST", "/internal/v1/gateways/{gateway_tenant:str}/replies"): gateway_only("replies"),
+    ("POST", "/internal/v1/gateways/{gateway_tenant:str}/typing"): gateway_only("typing"),
+    ("POST", "/webhooks/telegram-platform"): platform_bot_webhook,
     ("GET", "/webhooks/{channel:str}/{tenant:str}"): relay_to_b("GET"),
     ("POST", "/webhooks/{channel:str}/{tenant:str}"): relay_to_b("POST"),
     ("GET", "/healthz"): public("/healthz"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from control_plane.app import create_app
 from control_plane.channels.schemas import Bound, Channel
 from control_plane.db.models import Base
 from control_plane.settings import load_settings
+from tenant_gateway.channels.contract import InboundMessage
 from tenant_gateway.contract import USAGE_PATH
 from tenant_gateway.metering import new_event_id
 from tests import services
@@ -119,6 +121,19 @@ async def _bind_a_chat(client: AsyncTestClient, tenant_id: str, chat_id: int) ->
         issued.json()["code"], Channel.TELEGRAM_PLATFORM, chat_id, f"chat {chat_id}"
     )
     assert isinstance(outcome, Bound), outcome
+    # A message the tenant's gateway could not take yet (platform_inbound).
+    await client.app.state["platform_bot"].forwarder.keep(
+        tenant_id,
+        InboundMessage(
+            channel="telegram_platform",
+            message_id=f"{chat_id}:1",
+            chat_id=str(chat_id),
+            peer_id=str(chat_id),
+            chat_type="dm",
+            text="hello",
+            received_at=datetime.now(UTC),
+        ),
+    )
 
 
 def _add_gateway_identities(owner_url: str, ids: dict[str, str]) -> None:

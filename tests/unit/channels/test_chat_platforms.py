@@ -8,7 +8,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from tenant_gateway.channels.discord import verify_signature
-from tenant_gateway.channels.platforms import BadWebhookCall, SignatureRefused, split_text
+from tenant_gateway.channels.platforms import BadWebhookCall, SignatureRefused
+from tenant_gateway.channels.text import split_text
 from tenant_gateway.channels.whatsapp import signature_of, text_messages
 from tests.doubles.graph_api import status_notification, text_notification
 
