@@ -32,11 +32,13 @@ VERIFY_TOKEN = "whatsapp-verify-token-8a3e51c0"
 
 
 @contextmanager
-def control_plane(tmp_path: Path, **settings: str) -> Iterator[ControlPlaneProcess]:
-    """``tenantry up`` (a real process, so gateways unseal their credentials from it)."""
+def control_plane(
+    tmp_path: Path, args: tuple[str, ...] = (), **settings: str
+) -> Iterator[ControlPlaneProcess]:
+    """``tenantry up [args]`` (a real process, so gateways unseal their credentials from it)."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("TENANTRY_")}
     env.update(TENANTRY_RESYNC_INTERVAL="0.5", TENANTRY_LOG_LEVEL="debug", **settings)
-    cp = ControlPlaneProcess(tmp_path / "data", env)
+    cp = ControlPlaneProcess(tmp_path / "data", env, args)
     cp.start()
     try:
         yield cp
