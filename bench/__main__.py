@@ -12,15 +12,10 @@ import argparse
 import asyncio
 import base64
 import datetime
-import json
-import os
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,52 +23,15 @@ import httpx
 import msgspec
 
 from bench import auth as auth_bench
-from bench import gateway_latency, hot_path
+from bench import gateway_latency, hot_path, platform_bot
 from bench import operator as operator_bench
 from bench import vault as vault_bench
 from bench.machine import describe
+from bench.processes import CHAT_BODY, ControlPlane, readyz, upstream, wait
 from bench.stats import rss_mib, summary
 from tenant_gateway.contract import GatewayBundle, GatewayState
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
-CHAT_BODY = {"model": "stub-model", "messages": [{"role": "user", "content": "hello"}]}
-
-
-def _wait(probe: Any, timeout: float, what: str, interval: float = 0.005) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        time.sleep(interval)
-
-
-@contextmanager
-def upstream() -> Iterator[str]:
-    """The OpenAI-compatible stub as its own process, so it does not share our GIL."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.doubles.openai_upstream", "--port", "0"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline().strip()
-    try:
-        if not line.startswith("listening "):
-            raise RuntimeError(f"upstream stub did not start: {line!r}")
-        yield line.split(" ", 1)[1]
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-def _readyz(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/readyz", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def bare_gateway_starts(root: Path, runs: int, upstream_url: str) -> list[float]:
@@ -112,56 +70,13 @@ def bare_gateway_starts(root: Path, runs: int, upstream_url: str) -> list[float]
                 )
             except (OSError, msgspec.DecodeError):
                 return False
-            return _readyz(f"http://127.0.0.1:{state.port}")
+            return readyz(f"http://127.0.0.1:{state.port}")
 
-        _wait(ready, 30, "bare gateway")
+        wait(ready, 30, "bare gateway")
         samples.append(time.perf_counter() - started)
         process.terminate()
         process.wait(timeout=10)
     return samples
-
-
-class ControlPlane:
-    def __init__(self, root: Path, upstream_url: str) -> None:
-        self.data_dir = root / "control-plane"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TENANTRY_")}
-        env.update(TENANTRY_PLATFORM_MODELS_URL=upstream_url, TENANTRY_LOG_LEVEL="warning")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "control_plane.cli.main",
-                "up",
-                "--data-dir",
-                str(self.data_dir),
-                "--port",
-                "0",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=env,
-        )
-        endpoint = self.data_dir / "control-plane.json"
-
-        def started() -> dict[str, Any] | None:
-            try:
-                return json.loads(endpoint.read_text())  # type: ignore[no-any-return]
-            except (OSError, ValueError):
-                return None
-
-        self.url = _wait(started, 60, "control plane", interval=0.05)["url"]
-        token = (self.data_dir / "admin-token").read_text().strip()
-        self.headers = {"Authorization": f"Bearer {token}"}
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(timeout=120)
-
-    def gateway_pid(self, tenant_id: str) -> int:
-        state = msgspec.json.decode(
-            (self.data_dir / "gateways" / tenant_id / "state.json").read_bytes(), type=GatewayState
-        )
-        return state.pid
 
 
 def provision_sequentially(
@@ -181,11 +96,11 @@ def provision_sequentially(
                 tenant: dict[str, Any] = client.get(f"/api/v1/tenants/{tenant_id}").json()
                 if tenant["state"] == "failed":
                     raise RuntimeError(tenant["reason"])
-                if tenant["state"] == "running" and _readyz(tenant["endpoint"]):
+                if tenant["state"] == "running" and readyz(tenant["endpoint"]):
                     return tenant
                 return None
 
-            tenant = _wait(ready, 60, f"tenant seq-{n}")
+            tenant = wait(ready, 60, f"tenant seq-{n}")
             samples.append(time.perf_counter() - started)
             tenants.append({**tenant, "key": created["gateway_key"]["key"]})
     return samples, tenants
@@ -247,7 +162,7 @@ def main() -> int:
     parser.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
     parser.add_argument(
         "--only",
-        choices=["gateway-latency", "hot-path", "operator"],
+        choices=["gateway-latency", "hot-path", "operator", "platform-bot"],
         help="run only this part (it prints, never writes)",
     )
     latency = parser.add_argument_group("gateway latency (bench/gateway_latency.py)")
@@ -303,6 +218,18 @@ def main() -> int:
         for line in operator_bench.run(args.operator_tenants):
             out(line)
 
+    def platform_bot_path() -> None:
+        out(
+            f"Platform Telegram bot, webhook → control plane → gateway → reply, measured "
+            f"{datetime.date.today()} on {describe()}:"
+        )
+        out()
+        for line in platform_bot.run():
+            out(line)
+
+    if args.only == "platform-bot":
+        platform_bot_path()
+        return 0
     if args.only == "gateway-latency":
         gateway_hot_path()
         return 0
@@ -381,6 +308,8 @@ def main() -> int:
     request_path_pieces()
     out()
     operator_throughput()
+    out()
+    platform_bot_path()
 
     if args.write:
         RESULTS.write_text(
