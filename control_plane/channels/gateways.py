@@ -12,6 +12,8 @@ retry webhook deliveries that get a 5xx).
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import msgspec
 from sqlalchemy import select
@@ -29,6 +31,8 @@ from tenant_gateway.channels.contract import (
     InboundReceipt,
 )
 
+ENDPOINT_MEMORY = 1.0
+"""Seconds a running gateway's endpoint is used without looking at the tenant again."""
 RELAY_CHANNELS = frozenset({"telegram", "whatsapp", "discord"})
 """Channels whose webhooks the public relay passes on to a tenant's gateway."""
 
@@ -50,11 +54,22 @@ class GatewayLink:
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
             trust_env=False,
         )
+        self._endpoints: dict[str, tuple[str, float]] = {}
+        """Running gateways' endpoints, remembered ``ENDPOINT_MEMORY`` seconds (or until a
+        call to one fails)."""
 
     async def close(self) -> None:
         await self._http.aclose()
 
     async def endpoint(self, tenant_id: str) -> str:
+        remembered = self._endpoints.get(tenant_id)
+        if remembered is not None and remembered[1] > time.monotonic():
+            return remembered[0]
+        endpoint = await self._endpoint(tenant_id)
+        self._endpoints[tenant_id] = (endpoint, time.monotonic() + ENDPOINT_MEMORY)
+        return endpoint
+
+    async def _endpoint(self, tenant_id: str) -> str:
         """The running gateway's base URL; :class:`GatewayUnavailable` if it has none (yet),
         :class:`NotFoundError` if the tenant is gone or going."""
         async with self.db.transaction(platform="reach a tenant's gateway for a channel") as s:
@@ -121,6 +136,7 @@ class GatewayLink:
         try:
             return await self._http.request(method, base + path, content=content, headers=headers)
         except httpx.HTTPError as exc:
+            self._endpoints.pop(tenant_id, None)
             raise GatewayUnavailable(
                 f"the tenant's gateway did not answer: {type(exc).__name__}"
             ) from exc

@@ -16,6 +16,7 @@ chat's slots back, so wrong, expired and used codes all count.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -52,6 +53,10 @@ ISSUE_LIMITS = ThrottleLimits(
 )
 """Codes per tenant, and per caller, in ten minutes."""
 GONE_STATES = frozenset({"deleting", "deleted"})
+ROUTE_MEMORY = 2.0
+"""Seconds a chat's tenant (or that it has none) is remembered: the platform bot looks it up
+for every message and reply. Binding and unbinding here forget it at once; another replica
+of the control plane follows within this time."""
 MAX_DISPLAY_NAME = 256
 
 
@@ -77,6 +82,7 @@ class ChannelDirectory:
         self.redeem_throttle = redeem_throttle or MemoryThrottle(REDEEM_LIMITS)
         self.issue_throttle = issue_throttle or MemoryThrottle(ISSUE_LIMITS)
         self.now = now
+        self._routes: dict[tuple[str, str], tuple[str | None, float]] = {}
 
     # -- the tenant's side ------------------------------------------------------------------
 
@@ -147,6 +153,7 @@ class ChannelDirectory:
                 channel=row.channel,
                 chat_id=row.chat_id,
             )
+        self._routes.pop((row.channel, row.chat_id), None)  # once it is gone for good
 
     # -- the bot's side ---------------------------------------------------------------------
 
@@ -170,6 +177,7 @@ class ChannelDirectory:
             # Another redemption bound this chat at the same moment; this one now sees it.
             outcome = await self._redeem(self.digest(code), channel, chat, name)
         if isinstance(outcome, Bound):
+            self._routes.pop((str(channel), chat), None)
             await self.redeem_throttle.succeeded(reservation)
         return outcome
 
@@ -209,6 +217,17 @@ class ChannelDirectory:
 
     async def tenant_for(self, channel: Channel, chat_id: int | str) -> str | None:
         """The tenant the chat is bound to, if it is and the tenant is not being deleted."""
+        key = (str(channel), str(chat_id))
+        remembered = self._routes.get(key)
+        if remembered is not None and remembered[1] > time.monotonic():
+            return remembered[0]
+        tenant_id = await self._tenant_for(channel, chat_id)
+        if len(self._routes) > 100_000:
+            self._routes.clear()
+        self._routes[key] = (tenant_id, time.monotonic() + ROUTE_MEMORY)
+        return tenant_id
+
+    async def _tenant_for(self, channel: Channel, chat_id: int | str) -> str | None:
         async with self.db.transaction(platform="route a chat to its tenant") as session:
             found = (
                 await session.execute(

@@ -15,10 +15,12 @@ does not know makes it re-read the file once before giving up.
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
 import json
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -52,6 +54,8 @@ ChangeListener = Callable[[str], None]
 IDENTITY = "gateway_identity"
 """Reserved provider name: the gateway's identity token, sealed like a credential so that
 rotation and crypto-shredding cover it too. Never listed, never put in a bundle."""
+VERIFIED_FOR = 10.0
+"""Seconds a gateway's proved identity token is taken again without opening it."""
 
 
 class UnsealRefused(ConflictError):
@@ -138,6 +142,9 @@ class CredentialVault:
         self.http = http
         self.bases = bases
         self.on_change = on_change
+        self._verified: dict[str, tuple[bytes, float]] = {}
+        """Per tenant, the SHA-256 of the identity token a gateway proved lately, and until
+        when that proof is taken again without opening the credential (``VERIFIED_FOR``)."""
         self.secret_values = secret_values
         """Where plaintext values this process handles are registered, so the log filter
         masks them even when they have no recognisable shape."""
@@ -164,6 +171,7 @@ class CredentialVault:
 
     async def destroy_tenant_key(self, session: AsyncSession, tenant_id: str) -> None:
         """Crypto-shred: forget the tenant's DEK, so its ciphertexts are unreadable forever."""
+        self._verified.pop(tenant_id, None)
         row = await session.get(TenantDataKeyRow, tenant_id, with_for_update=True)
         if row is None or row.destroyed_at is not None:
             return
@@ -363,8 +371,19 @@ class CredentialVault:
     async def verify_gateway(self, tenant_id: str, authorization: str | None) -> None:
         """Check that ``authorization`` is the tenant's gateway's identity token (whatever
         the tenant's state: what a gateway reports is accepted while it can still prove
-        who it is); :class:`GatewayRefused` otherwise."""
+        who it is); :class:`GatewayRefused` otherwise. A token proved in the last
+        ``VERIFIED_FOR`` seconds is taken without opening the credential again (gateways
+        call for every reply and usage batch); the identity's end clears that at once."""
         scheme, _, presented = (authorization or "").partition(" ")
+        fingerprint = hashlib.sha256(presented.strip().encode()).digest()
+        proved = self._verified.get(tenant_id)
+        if (
+            proved is not None
+            and scheme.lower() == "bearer"
+            and proved[1] > time.monotonic()
+            and hmac.compare_digest(proved[0], fingerprint)
+        ):
+            return
         try:
             expected = (await self.reveal(tenant_id, IDENTITY))["token"]
         except (NotFoundError, ConflictError):
@@ -373,6 +392,7 @@ class CredentialVault:
             presented.strip().encode(), expected.encode()
         ):
             raise GatewayRefused("the gateway identity token is not valid")
+        self._verified[tenant_id] = (fingerprint, time.monotonic() + VERIFIED_FOR)
 
     async def delete(self, tenant_id: str, provider_name: str) -> None:
         if provider_name == IDENTITY:
