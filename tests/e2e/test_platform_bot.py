@@ -178,4 +178,50 @@ def test_webhook_with_its_secret(tmp_path: Path) -> None:
             api_texts = [t for t in texts_to(api, bot, ALICE.id) if t.startswith("echo:")]
             assert api_texts == ["echo: hello by webhook"]
             assert texts_to(api, bot, -100_777) == [], "unpaired group chatter is ignored"
+
+            # A group paired like a DM: only messages that mention the bot are answered.
+            group = -100_888
+            pair_group = group_message(f"/start {pairing_code(client, 'alpha')}", chat_id=group)
+            asyncio.run(api.post_webhook_update(bot.token, pair_group))
+            wait_text(api, bot, group, "Connected")
+            for update in (
+                group_message("talking among ourselves", chat_id=group),
+                group_message("what is new?", mention=bot.username, chat_id=group),
+            ):
+                assert asyncio.run(api.post_webhook_update(bot.token, update)).status_code == 200
+            wait_text(api, bot, group, "what is new?")
+            replies = [t for t in texts_to(api, bot, group) if t.startswith("echo:")]
+            assert replies == [f"echo: @{bot.username} what is new?"], replies
             assert_no_secret_logged(cp, ids["alpha"], bot.token, bot.webhook_secret or "")
+
+
+def test_kept_messages_survive_a_control_plane_crash(tmp_path: Path) -> None:
+    with openai_upstream(["stub-model"]) as fleet, telegram_api() as api:
+        bot = api.add_bot("tenantry_platform_bot")
+        env = {
+            "TENANTRY_PLATFORM_MODELS_URL": fleet.url,
+            "TENANTRY_TELEGRAM_API_BASE": api.url,
+            "TENANTRY_TELEGRAM_PLATFORM_BOT_TOKEN": bot.token,
+        }
+        with control_plane(tmp_path, **env) as cp, cp.client() as client:
+            tenants(client, "alpha")
+            api.push_update(bot.token, start_command(pairing_code(client, "alpha")))
+            wait_text(api, bot, ALICE.id, "Connected")
+            client.patch("/api/v1/tenants/alpha", json={"suspended": True})
+            eventually_sync(
+                lambda: client.get("/api/v1/tenants/alpha").json()["state"] == "suspended",
+                timeout=60,
+                what="alpha suspended",
+            )
+            api.push_update(bot.token, private_message("kept across a crash", sender=ALICE))
+            eventually_sync(
+                lambda: "keeping a message" in cp.log.read_text(), what="the message kept"
+            )
+            cp.kill()
+            cp.start()
+            with cp.client() as again:
+                again.patch("/api/v1/tenants/alpha", json={"suspended": False})
+                wait_running(again, "alpha")
+                wait_text(api, bot, ALICE.id, "echo: kept across a crash", timeout=60)
+                answered = [t for t in texts_to(api, bot, ALICE.id) if t.startswith("echo:")]
+                assert answered == ["echo: kept across a crash"], "answered once"
