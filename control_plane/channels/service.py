@@ -191,11 +191,18 @@ class ChannelDirectory:
             )
             if found is None:
                 return UnknownCode()
+            existing = await _binding_of(session, channel, chat)
             if found.used_at is not None:
+                if (
+                    found.used_by_chat == chat
+                    and existing
+                    and existing.tenant_id == found.tenant_id
+                ):
+                    # The same /start again (Telegram redelivered it): the pairing stands.
+                    return Bound(tenant_id=found.tenant_id, binding_id=existing.id)
                 return AlreadyUsed()
             if aware(found.expires_at) <= now:
                 return Expired()
-            existing = await _binding_of(session, channel, chat)
             if existing is not None and existing.tenant_id != found.tenant_id:
                 return BoundElsewhere()
             if not await _claim(session, found, chat, now):

@@ -136,6 +136,10 @@ async def test_a_code_works_once(client: AsyncTestClient) -> None:
     assert isinstance(again, AlreadyUsed)
     assert await directory(client).tenant_for(TELEGRAM, 2) is None
     assert [b["chat_id"] for b in await bindings(client, tenant_id)] == ["1"]
+    # The same chat's /start delivered again (Telegram retries) finds its pairing standing.
+    redelivered = await directory(client).redeem(code, TELEGRAM, 1, "first")
+    assert isinstance(redelivered, Bound)
+    assert redelivered.binding_id == first.binding_id
 
 
 async def test_wrong_codes_are_throttled_per_chat(client: AsyncTestClient) -> None:
