@@ -38,6 +38,7 @@ from control_plane.channels.forwarding import Forwarder
 from control_plane.channels.gateways import GatewayLink
 from control_plane.channels.platform_bot import PlatformBot
 from control_plane.channels.service import ISSUE_LIMITS, REDEEM_LIMITS, ChannelDirectory
+from control_plane.channels.tenant_bots import TenantBots
 from control_plane.db import migrate
 from control_plane.db.engine import Database
 from control_plane.identity.access_tokens import AccessTokens, load_or_create_jwt_keys
@@ -96,6 +97,7 @@ STATE_DEPENDENCIES = (
     "channels",
     "gateway_link",
     "platform_bot",
+    "tenant_bots",
 )
 """Services handlers receive by name (``NamedDependency``), from the app's state."""
 
@@ -175,9 +177,11 @@ def create_app(
             "anthropic": bases.anthropic,
             "whatsapp": bases.whatsapp,
             "discord": bases.discord,
+            "telegram": bases.telegram,
         },
         plan_budgets=plan_budgets(settings.plan_budgets),
         control_plane_url=settings.internal_url,
+        channel_webhooks=settings.public_url is not None,
         concurrency=settings.reconcile_concurrency,
         resync_interval=settings.resync_interval,
     )
@@ -243,6 +247,9 @@ def create_app(
         "gateway_link": gateway_link,
         "channels": channels,
         "platform_bot": platform_bot,
+        "tenant_bots": TenantBots(
+            gateway_link, provider_http, bases.telegram, keys.digests, settings.public_url
+        ),
     }
 
     @asynccontextmanager

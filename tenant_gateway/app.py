@@ -41,6 +41,8 @@ from tenant_gateway.channels.inbox import INBOX_FILE, Inbox
 from tenant_gateway.channels.pipeline import ChannelAdapter, ChannelPipeline
 from tenant_gateway.channels.platform import PlatformBotChannel
 from tenant_gateway.channels.routes import inbound_routes
+from tenant_gateway.channels.telegram.bot import TelegramChannel
+from tenant_gateway.channels.telegram.routes import telegram_routes
 from tenant_gateway.channels.whatsapp import WhatsAppChannel
 from tenant_gateway.channels.worker import ReplySink
 from tenant_gateway.chat import CONVERSATION_HEADER, CallRecord, ChatService, ChatStream
@@ -379,10 +381,13 @@ def create_app(
     )
     discord = DiscordChannel(keeper, lambda: bundles.bundle)
     bundles.listeners.append(discord.credentials_changed)  # after keeper.sync
+    telegram = TelegramChannel(keeper, lambda: bundles.bundle, store.path.parent)
+    bundles.listeners.append(telegram.credentials_changed)  # after keeper.sync
     adapters: list[ChannelAdapter] = [
         WhatsAppChannel(keeper, lambda: bundles.bundle),
         discord,
         PlatformBotChannel(lambda: bundles.bundle, bundles.path.parent),
+        telegram,
     ]
     """The channels that run inside this gateway, each started once the pipeline runs."""
     ready = _Flag()
@@ -503,6 +508,7 @@ def create_app(
             chat_completions,
             *memory_routes(memory, require_key),
             *inbound_routes(channels, lambda: bundles.bundle),
+            *telegram_routes(telegram, lambda: bundles.bundle),
         ],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,

@@ -121,6 +121,10 @@ class GatewayBundle(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     inbound_key_digest: str | None = None
     """:func:`digest_gateway_key` of the tenant's inbound key (:func:`inbound_key`), which
     channel adapters present to post messages; None: the gateway takes no channel messages."""
+    channel_webhooks: bool = False
+    """True: the control plane has a public URL and registers the webhooks of the tenant's
+    own channel accounts (its Telegram bot), so adapters take updates from its relay and do
+    not poll; False: the tenant's Telegram bot long-polls."""
     version: int = BUNDLE_VERSION
 
 

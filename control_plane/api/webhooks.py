@@ -19,6 +19,7 @@ from litestar.params import FromPath
 
 from control_plane.channels.gateways import RELAY_CHANNELS, GatewayLink
 from control_plane.channels.platform_bot import WEBHOOK_PATH, PlatformBot
+from control_plane.channels.tenant_bots import TenantBots
 from control_plane.errors import NotFoundError
 from control_plane.tenants.service import TenantService
 
@@ -32,10 +33,14 @@ async def channel_webhook(
     tenant: FromPath[str],
     tenants: NamedDependency[TenantService],
     gateway_link: NamedDependency[GatewayLink],
+    tenant_bots: NamedDependency[TenantBots],
 ) -> Response[bytes]:
     if channel not in RELAY_CHANNELS:
         raise NotFoundError(f"no webhook for channel {channel!r}")
     tenant_id = await tenants.resolve_id(tenant)
+    if channel == "telegram":
+        # The secret is derived per tenant: checked here, the gateway never sees it.
+        tenant_bots.check_secret(tenant_id, request.headers.get("x-telegram-bot-api-secret-token"))
     answer = await gateway_link.relay(
         tenant_id,
         channel,

@@ -13,6 +13,7 @@ retry webhook deliveries that get a 5xx).
 from __future__ import annotations
 
 import time
+from typing import TypeVar
 
 import httpx
 import msgspec
@@ -20,7 +21,7 @@ from sqlalchemy import select
 
 from control_plane.db.engine import Database
 from control_plane.db.models import TenantRow
-from control_plane.errors import GatewayUnavailable, NotFoundError
+from control_plane.errors import GatewayUnavailable, NotFoundError, TenantryError
 from control_plane.tenants.states import TenantState
 from control_plane.vault.digests import TokenDigests
 from tenant_gateway.channels.contract import (
@@ -33,8 +34,20 @@ from tenant_gateway.channels.contract import (
 
 ENDPOINT_MEMORY = 1.0
 """Seconds a running gateway's endpoint is used without looking at the tenant again."""
+T = TypeVar("T")
+
 RELAY_CHANNELS = frozenset({"telegram", "whatsapp", "discord"})
 """Channels whose webhooks the public relay passes on to a tenant's gateway."""
+
+
+class GatewayRefusal(TenantryError):
+    """The tenant's gateway answered a call with a problem (4xx): passed on as it said it."""
+
+    def __init__(self, status: int, title: str, detail: str, problem_type: str) -> None:
+        super().__init__(detail)
+        self.status_code = status
+        self.title = title
+        self.problem_type = problem_type
 
 
 class RelayedAnswer(msgspec.Struct, frozen=True):
@@ -102,6 +115,43 @@ class GatewayLink:
                 f"{response.text[:200]}"
             )
         return msgspec.json.decode(response.content, type=InboundReceipt)
+
+    async def call(
+        self,
+        tenant_id: str,
+        method: str,
+        path: str,
+        payload: object = None,
+        answer: type[T] | None = None,
+    ) -> T | None:
+        """One of the gateway's internal endpoints, with ``payload`` as its JSON body; the
+        answer decoded as ``answer`` (None without one). A problem the gateway answers (4xx)
+        is raised as a :class:`GatewayRefusal` with its status and detail."""
+        body = b"" if payload is None else msgspec.json.encode(payload)
+        response = await self._call(
+            tenant_id, method, path, body, {"content-type": "application/json"}
+        )
+        if response.status_code >= 500:
+            raise GatewayUnavailable(
+                f"the tenant's gateway failed {method} {path}: {response.status_code}"
+            )
+        if response.status_code >= 400:
+            try:
+                found = response.json()
+            except ValueError:
+                found = {}
+            raise GatewayRefusal(
+                response.status_code,
+                str(found.get("title") or "Refused by the gateway"),
+                str(found.get("detail") or response.text[:200]),
+                str(found.get("type") or "about:blank"),
+            )
+        if answer is None:
+            return None
+        try:
+            return msgspec.json.decode(response.content, type=answer)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise GatewayUnavailable(f"the tenant's gateway answered {path} oddly: {exc}") from None
 
     async def relay(
         self,

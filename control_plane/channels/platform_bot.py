@@ -50,6 +50,7 @@ from tenant_gateway.channels.contract import (
     OutboundReply,
     ReplyReceipt,
 )
+from tenant_gateway.channels.telegram.updates import command, mentions
 from tenant_gateway.channels.text import split_text
 
 if TYPE_CHECKING:
@@ -256,9 +257,8 @@ class PlatformBot:
         if message is None or message.text is None or message.from_user is None:
             return
         chat = message.chat
-        command, _, argument = message.text.strip().partition(" ")
-        if self._command(command) == "/start":
-            await self._pair(message, argument.strip())
+        if command(message.text, self.username) == "/start":
+            await self._pair(message, message.text.strip().partition(" ")[2].strip())
             return
         tenant_id = await self.directory.tenant_for(Channel.TELEGRAM_PLATFORM, chat.id)
         private = chat.type == "private"
@@ -266,7 +266,8 @@ class PlatformBot:
             if private:
                 await self._say(chat.id, INSTRUCTIONS)
             return
-        mentioned = self._mentions(message)
+        bot_id = self._bot.id if self._bot is not None else None
+        mentioned = mentions(message, bot_id, self.username)
         if not private and not mentioned:
             return
         await self.forwarder.submit(
@@ -283,23 +284,6 @@ class PlatformBot:
                 mentioned=mentioned,
             ),
         )
-
-    def _command(self, word: str) -> str | None:
-        """``/start`` for ``/start`` or ``/start@thisbot``; None for anything else."""
-        if not word.startswith("/"):
-            return None
-        name, _, addressee = word.partition("@")
-        if addressee and self.username and addressee.lower() != self.username.lower():
-            return None
-        return name.lower()
-
-    def _mentions(self, message: Message) -> bool:
-        """The message names the bot (``@username``) or replies to one of its messages."""
-        replied = message.reply_to_message
-        author = replied.from_user if replied is not None else None
-        to_bot = author is not None and self._bot is not None and author.id == self._bot.id
-        named = bool(self.username) and f"@{self.username}".lower() in (message.text or "").lower()
-        return to_bot or named
 
     async def _pair(self, message: Message, code: str) -> None:
         chat = message.chat

@@ -34,6 +34,7 @@ class TenantReconciler:
         provider_bases: dict[str, str] | None = None,
         plan_budgets: Mapping[str, Budget] = PLAN_BUDGETS,
         control_plane_url: str | None = None,
+        channel_webhooks: bool = False,
         concurrency: int = 16,
         resync_interval: float = 5.0,
     ) -> None:
@@ -46,6 +47,8 @@ class TenantReconciler:
         self.vault = vault
         self.catalog = catalog
         self.control_plane_url = control_plane_url
+        self.channel_webhooks = channel_webhooks
+        """The control plane has a public URL: tenants' Telegram bots take webhook calls."""
         self.concurrency = concurrency
         self.resync_interval = resync_interval
         self._queue: asyncio.Queue[str] = asyncio.Queue()
@@ -266,6 +269,7 @@ class TenantReconciler:
                 model_aliases=tenant.model_aliases,
                 model_fallbacks=tenant.model_fallbacks,
                 inbound_key_digest=self.vault.digests.inbound_key_digest(tenant.id),
+                channel_webhooks=self.channel_webhooks,
             ),
         )
 

@@ -95,3 +95,47 @@ class ReplyReceipt(msgspec.Struct, frozen=True):
     tenant, the person blocked the bot, Telegram refused the text); ``detail`` says why, and
     sending it again would not help. A reply that may go out later is answered 503."""
     detail: str | None = None
+
+
+# -- the tenant's own Telegram bot: who may talk to it ------------------------------------
+
+TELEGRAM_ACCESS_PATH = "/internal/v1/telegram/access"
+# Not under /internal/v1/channels/telegram/: a static segment there would hide the webhook
+# route's {channel} from the router.
+"""``GET`` / ``PUT`` (a :class:`TelegramAccessUpdate`) on the gateway, with the inbound key:
+the tenant's own bot's DM policy, answered as :class:`TelegramAccess`."""
+TELEGRAM_APPROVALS_PATH = "/internal/v1/telegram/approvals"
+"""``POST`` (a :class:`TelegramApproval`) on the gateway, with the inbound key: let in the
+person the bot gave that code; answered with the :class:`ApprovedPeer`. ``DELETE
+…/approvals/{user_id}`` lets them out again."""
+
+DmPolicy = Literal["pairing", "allowlist", "open"]
+UserId = Annotated[int, msgspec.Meta(gt=0, lt=2**53)]
+
+
+class ApprovedPeer(msgspec.Struct, frozen=True):
+    user_id: int
+    display_name: str
+    approved_at: datetime
+
+
+class TelegramAccess(msgspec.Struct, frozen=True):
+    dm_policy: DmPolicy
+    """``pairing`` (default): people the owner approved with the code the bot gave them, and
+    the allowlist; ``allowlist``: only the allowlist; ``open``: everyone."""
+    allowlist: list[int]
+    """Telegram user ids let in without a code."""
+    approved: list[ApprovedPeer]
+    mode: Literal["polling", "webhook", "off"] = "off"
+    """How the bot takes updates now; ``off``: the tenant holds no ``telegram_bot`` credential."""
+    username: str | None = None
+    """The bot's @username, once Telegram told it."""
+
+
+class TelegramAccessUpdate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    dm_policy: DmPolicy | None = None
+    allowlist: Annotated[list[UserId], msgspec.Meta(max_length=1000)] | None = None
+
+
+class TelegramApproval(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    code: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]

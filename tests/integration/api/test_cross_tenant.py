@@ -16,7 +16,7 @@ from control_plane.api.authz import AUTHENTICATED, PUBLIC, SCOPE, TENANT_PARAM
 from control_plane.identity.scopes import ROLE_SCOPES, Role
 from tests.integration.api.conftest import World, snapshot
 
-_PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
+_PARAM = re.compile(r"\{(\w+)(?::(\w+))?\}")
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,8 @@ def fill(path: str, tenant_ref: str) -> str:
         name = match.group(1)
         if name == TENANT_PARAM:
             return tenant_ref
+        if match.group(2) == "int":
+            return "4242"
         return "openai" if name == "provider" else str(uuid.uuid4())
 
     return _PARAM.sub(value, path)

@@ -209,10 +209,15 @@ def relay_to_b(method: str) -> Probe:
     call itself: B's gateway is not running here, so it answers 503 and shows nothing of B."""
 
     async def probe(world: World, _caller: str, headers: dict[str, str]) -> None:
-        path = f"/webhooks/telegram/{world.tenant_b['id']}"
+        path = f"/webhooks/whatsapp/{world.tenant_b['id']}"
         answer = await world.client.request(method, path, headers=headers, content=b"{}")
         expect(answer, 503)
         assert answer.headers["retry-after"]
+        reveals_nothing_of_b(world, answer, world.tenant_b["id"])
+        # Telegram's calls carry the secret registered for B's bot: without it, refused here.
+        path = f"/webhooks/telegram/{world.tenant_b['id']}"
+        answer = await world.client.request(method, path, headers=headers, content=b"{}")
+        expect(answer, 401)
         reveals_nothing_of_b(world, answer, world.tenant_b["id"])
         unknown = await world.client.request(method, "/webhooks/smoke-signals/x", headers=headers)
         expect(unknown, 404)

@@ -56,7 +56,7 @@ def inbound(
     *,
     peer: str = "peer-1",
     chat: str | None = None,
-    channel: str = "telegram",
+    channel: str = "irc",
     chat_type: str = "dm",
     mentioned: bool = False,
 ) -> dict[str, Any]:
@@ -325,7 +325,7 @@ async def test_a_channel_that_is_down_holds_up_only_its_own_replies(
             await client.post(INBOUND_PATH, json=inbound("w-1", "one", channel="signal"))
             await client.post(INBOUND_PATH, json=inbound("w-2", "two", channel="signal"))
             await client.post(INBOUND_PATH, json=inbound("t-1", "tg", peer="tom"))
-        # Telegram has no outlet here: its reply goes to the fallback sink, past Signal's.
+        # IRC has no outlet here: its reply goes to the fallback sink, past Signal's.
         assert await gateway.replies("chat-tom", 1) == ["echo: tg"]
 
         async def tried() -> bool | None:
@@ -347,7 +347,7 @@ async def test_each_turn_runs_while_its_channel_shows_it_is_working(
     channel_gateway: ChannelFactory,
 ) -> None:
     outlet = RecordingOutlet()
-    with channel_gateway(NO_DAILY_RESET, outlets={"telegram": outlet}) as gateway:
+    with channel_gateway(NO_DAILY_RESET, outlets={"irc": outlet}) as gateway:
         async with gateway.client() as client:
             await client.post(INBOUND_PATH, json=inbound("m-1", "hi"))
 

@@ -87,7 +87,7 @@ def processes() -> Iterator[list[GatewayProcess]]:
 def _message(n: int) -> dict[str, Any]:
     peer = f"peer-{n % 3}"
     return {
-        "channel": "telegram",
+        "channel": "signal",
         "message_id": f"m-{n}",
         "chat_id": f"chat-{peer}",
         "peer_id": peer,

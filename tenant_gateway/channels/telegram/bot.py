@@ -1,0 +1,344 @@
+"""The tenant's own Telegram bot (aiogram 3), running in the gateway while the tenant holds a
+``telegram_bot`` credential; a stored, rotated or deleted token takes effect without a restart.
+
+Updates arrive by long polling (``getUpdates``, the embedded default) or, when the bundle
+says the control plane registered a webhook (``channel_webhooks``: it has a public URL), as
+webhook calls relayed to ``/internal/v1/channels/telegram/webhook`` after the control plane
+checked Telegram's ``X-Telegram-Bot-Api-Secret-Token``. A message is stored in the inbox
+before its update is confirmed (the next ``getUpdates`` offset, or the webhook's 200), so a
+crash loses none, and one delivered again is answered once.
+
+Private chats follow the DM policy of :mod:`~tenant_gateway.channels.telegram.access`; in
+groups the bot answers messages that mention it or reply to it. Replies are rendered from
+Markdown to Telegram HTML (:mod:`~tenant_gateway.channels.telegram.markup`; a piece Telegram
+cannot parse is sent again as plain text) in pieces of at most 4096 UTF-16 code units, with
+"typing…" shown while the assistant works. Telegram is reached at the bundle's
+``provider_bases["telegram"]`` (``TENANTRY_TELEGRAM_API_BASE``). aiogram is imported only
+when a bot starts: a gateway without one does not pay for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from tenant_gateway.channels.contract import (
+    ApprovedPeer,
+    InboundMessage,
+    OutboundReply,
+    TelegramAccess,
+    TelegramAccessUpdate,
+)
+from tenant_gateway.channels.pipeline import ChannelPipeline, WebhookAnswer, WebhookRequest
+from tenant_gateway.channels.platforms import BadWebhookCall, ChannelNotConfigured, PlatformRefused
+from tenant_gateway.channels.telegram.access import ACCESS_FILE, AccessStore
+from tenant_gateway.channels.telegram.markup import to_html
+from tenant_gateway.channels.telegram.updates import command, mentions
+from tenant_gateway.channels.text import split_text
+from tenant_gateway.contract import GatewayBundle
+from tenant_gateway.credentials import CredentialKeeper
+
+if TYPE_CHECKING:
+    from aiogram import Bot
+    from aiogram.types import Update
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "telegram"
+PROVIDER = "telegram_bot"
+DEFAULT_BASE = "https://api.telegram.org"
+TEXT_LIMIT = 4096
+ALLOWED_UPDATES = ["message"]
+TYPING_EVERY = 4.5
+SENT_MEMORY = 10_000
+RETRY_MAX = 30.0
+
+PAIRING_REPLY = (
+    "Hi! This assistant answers the people its owner let in. Your code is {code}: send it to "
+    "the owner, who approves it with `tenantry channels telegram approve <tenant> {code}`. "
+    "It is valid for an hour."
+)
+APPROVED_REPLY = "You are in: the owner approved you. Send your message again."
+GREETING = "Hi! Send me a message and I will answer."
+
+
+class TelegramChannel:
+    """The adapter: polling or webhook side, outlet of channel ``telegram``, DM policy."""
+
+    def __init__(
+        self,
+        keeper: CredentialKeeper,
+        bundle: Callable[[], GatewayBundle],
+        volume_dir: Path,
+        *,
+        poll_timeout: int = 25,
+    ) -> None:
+        self._keeper = keeper
+        self._bundle = bundle
+        self.access = AccessStore(volume_dir / ACCESS_FILE)
+        self.poll_timeout = poll_timeout
+        self.username: str | None = None
+        self._pipeline: ChannelPipeline | None = None
+        self._bot: Bot | None = None
+        self._running: tuple[str, str] | None = None
+        """(token, mode) of the bot running now."""
+        self._task: asyncio.Task[None] | None = None
+        self._sent: OrderedDict[tuple[str, str], None] = OrderedDict()
+
+    # -- life -------------------------------------------------------------------------------
+
+    async def start(self, pipeline: ChannelPipeline) -> None:
+        await self.access.open()
+        self._pipeline = pipeline
+        pipeline.webhooks[CHANNEL] = self.webhook
+        pipeline.add_outlet(CHANNEL, self)
+        await self.credentials_changed()
+
+    async def stop(self) -> None:
+        if self._pipeline is not None:
+            self._pipeline.webhooks.pop(CHANNEL, None)
+            self._pipeline.outlets.unregister(CHANNEL, self)
+            self._pipeline = None
+        await self._stop_bot()
+        await self.access.close()
+
+    @property
+    def mode(self) -> Literal["polling", "webhook", "off"]:
+        if self._running is None:
+            return "off"
+        return "webhook" if self._running[1] == "webhook" else "polling"
+
+    async def credentials_changed(self, _bundle: GatewayBundle | None = None) -> None:
+        """Start, restart or stop the bot to follow the tenant's token and the bundle."""
+        if self._pipeline is None:
+            return
+        fields = self._keeper.find(PROVIDER)
+        token = fields.get("token") if fields else None
+        wanted = None
+        if token:
+            wanted = (token, "webhook" if self._bundle().channel_webhooks else "polling")
+        if wanted == self._running:
+            return
+        await self._stop_bot()
+        if wanted is None:
+            return
+        from aiogram import Bot
+        from aiogram.client.session.aiohttp import AiohttpSession
+        from aiogram.client.telegram import TelegramAPIServer
+
+        base = self._bundle().provider_bases.get("telegram", DEFAULT_BASE).rstrip("/")
+        self._bot = Bot(wanted[0], session=AiohttpSession(api=TelegramAPIServer.from_base(base)))
+        self._running = wanted
+        self._task = asyncio.create_task(self._run(wanted[1]), name="telegram bot")
+
+    async def _stop_bot(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        bot, self._bot = self._bot, None
+        self._running = None
+        self.username = None
+        if bot is not None:
+            await bot.session.close()
+
+    async def _run(self, mode: str) -> None:
+        from aiogram.exceptions import TelegramAPIError
+
+        bot = self._required()
+        failures = 0
+        while self.username is None:
+            try:
+                self.username = (await bot.get_me()).username
+                if mode == "polling":
+                    await bot.delete_webhook()
+            except TelegramAPIError as exc:
+                failures += 1
+                wait = min(RETRY_MAX, 2.0 ** min(failures, 8))
+                log.warning("telegram bot: Telegram refused (%s); retry in %.0f s", exc, wait)
+                await asyncio.sleep(wait)
+        log.info("telegram bot @%s is running (%s)", self.username, mode)
+        if mode == "polling":
+            await self._poll(bot)
+
+    async def _poll(self, bot: Bot) -> None:
+        """Long-poll; an update is confirmed (the next offset) only once handled."""
+        from aiogram.exceptions import TelegramRetryAfter
+
+        offset: int | None = None
+        failures = 0
+        while True:
+            try:
+                updates = await bot.get_updates(
+                    offset=offset,
+                    timeout=self.poll_timeout,
+                    allowed_updates=ALLOWED_UPDATES,
+                    request_timeout=self.poll_timeout + 10,
+                )
+                for update in updates:
+                    await self.handle(update)
+                    offset = update.update_id + 1
+            except TelegramRetryAfter as exc:
+                await asyncio.sleep(exc.retry_after)
+            except Exception as exc:  # the batch is fetched again: nothing is lost
+                failures += 1
+                wait = min(RETRY_MAX, 0.5 * 2.0 ** min(failures, 8))
+                level = logging.WARNING if failures == 1 else logging.DEBUG
+                log.log(level, "telegram bot: polling failed (%s); retry in %.1f s", exc, wait)
+                await asyncio.sleep(wait)
+            else:
+                failures = 0
+
+    def _required(self) -> Bot:
+        if self._bot is None:
+            raise ChannelNotConfigured("this tenant's Telegram bot is not running")
+        return self._bot
+
+    # -- updates ----------------------------------------------------------------------------
+
+    async def webhook(self, request: WebhookRequest) -> WebhookAnswer:
+        """A webhook call the control plane relayed (it checked Telegram's secret token)."""
+        from aiogram.types import Update
+        from pydantic import ValidationError
+
+        bot = self._required()
+        if request.method != "POST":
+            raise BadWebhookCall("Telegram posts its updates")
+        try:
+            update = Update.model_validate_json(request.body, context={"bot": bot})
+        except ValidationError as exc:
+            raise BadWebhookCall(f"not a Telegram update: {exc.error_count()} problem(s)") from None
+        await self.handle(update)
+        return WebhookAnswer(200, b"{}")
+
+    async def handle(self, update: Update) -> None:
+        """Act on one update; returns once its message is stored (or answered, or ignored)."""
+        message = update.message
+        if message is None or message.text is None or message.from_user is None:
+            return
+        if self._pipeline is None:
+            return
+        chat, user = message.chat, message.from_user
+        private = chat.type == "private"
+        if private and not self.access.allows(user.id):
+            if self.access.policy == "pairing":
+                code = await self.access.request(user.id, user.full_name[:256])
+                if code is not None:
+                    await self._say(chat.id, PAIRING_REPLY.format(code=code))
+            return
+        bot_id = self._bot.id if self._bot is not None else None
+        mentioned = not private and mentions(message, bot_id, self.username)
+        if not private and not mentioned:
+            return
+        if private and command(message.text, self.username) == "/start":
+            await self._say(chat.id, GREETING)
+            return
+        await self._pipeline.accept_message(
+            InboundMessage(
+                channel=CHANNEL,
+                message_id=f"{chat.id}:{message.message_id}",
+                chat_id=str(chat.id),
+                peer_id=str(user.id),
+                chat_type="dm" if private else "group",
+                text=message.text,
+                received_at=message.date.astimezone(UTC),
+                sender_name=user.full_name[:256] or None,
+                mentioned=mentioned,
+            )
+        )
+
+    async def _say(self, chat_id: int | str, text: str) -> None:
+        """A message of the bot's own (pairing, greeting): best effort."""
+        from aiogram.exceptions import TelegramAPIError
+
+        try:
+            await self._required().send_message(chat_id, text)
+        except TelegramAPIError as exc:
+            log.warning("telegram bot: could not answer chat %s: %s", chat_id, exc)
+
+    # -- who may talk to the bot ------------------------------------------------------------
+
+    def describe(self) -> TelegramAccess:
+        return TelegramAccess(
+            dm_policy=self.access.policy,
+            allowlist=sorted(self.access.allowlist),
+            approved=list(self.access.approved.values()),
+            mode=self.mode,
+            username=self.username,
+        )
+
+    async def update_access(self, change: TelegramAccessUpdate) -> TelegramAccess:
+        await self.access.update(change)
+        return self.describe()
+
+    async def approve(self, code: str) -> ApprovedPeer:
+        peer = await self.access.approve(code)
+        if self._bot is not None:
+            await self._say(peer.user_id, APPROVED_REPLY)
+        return peer
+
+    # -- replies ----------------------------------------------------------------------------
+
+    async def send(self, reply: OutboundReply) -> None:
+        from aiogram.exceptions import (
+            TelegramAPIError,
+            TelegramBadRequest,
+            TelegramForbiddenError,
+            TelegramNotFound,
+        )
+
+        if self._bot is None:
+            raise PlatformRefused("the tenant's Telegram bot is not running")
+        key = (reply.chat_id, reply.in_reply_to or "")
+        if reply.in_reply_to and key in self._sent:
+            return
+        for piece in split_text(reply.text, TEXT_LIMIT, utf16=True):
+            try:
+                await self._send_piece(reply.chat_id, piece)
+            except (TelegramForbiddenError, TelegramBadRequest, TelegramNotFound) as exc:
+                # Blocked, chat gone, text refused even as plain: sending again will not help.
+                log.warning("telegram bot: a reply to chat %s is dropped: %s", reply.chat_id, exc)
+                return
+            except TelegramAPIError as exc:
+                raise PlatformRefused(f"Telegram did not take the reply: {exc}") from None
+        if reply.in_reply_to:
+            self._sent[key] = None
+            while len(self._sent) > SENT_MEMORY:
+                self._sent.popitem(last=False)
+
+    async def _send_piece(self, chat_id: str, piece: str) -> None:
+        from aiogram.exceptions import TelegramBadRequest
+
+        bot = self._required()
+        try:
+            await bot.send_message(chat_id, to_html(piece), parse_mode="HTML")
+        except TelegramBadRequest as exc:
+            if "parse entities" not in exc.message and "too long" not in exc.message:
+                raise
+            log.info("telegram bot: Telegram refused the formatting (%s); sent as plain text", exc)
+            await bot.send_message(chat_id, piece)
+
+    @contextlib.asynccontextmanager
+    async def working(self, message: InboundMessage) -> AsyncIterator[None]:
+        typing = asyncio.create_task(self._typing(message.chat_id))
+        try:
+            yield
+        finally:
+            typing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await typing
+
+    async def _typing(self, chat_id: str) -> None:
+        from aiogram.exceptions import TelegramAPIError
+
+        while self._bot is not None:
+            with contextlib.suppress(TelegramAPIError):
+                await self._bot.send_chat_action(chat_id, "typing")
+            await asyncio.sleep(TYPING_EVERY)

@@ -1,0 +1,27 @@
+"""Reading Telegram messages, shared by the tenant's own bot and the platform bot (the
+control plane imports this module: it imports neither aiogram nor the rest of the gateway)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def mentions(message: Any, bot_id: int | None, username: str | None) -> bool:
+    """An aiogram ``Message`` names the bot (``@username``) or replies to one of its messages."""
+    replied = message.reply_to_message
+    author = replied.from_user if replied is not None else None
+    to_bot = author is not None and bot_id is not None and author.id == bot_id
+    named = bool(username) and f"@{username}".lower() in (message.text or "").lower()
+    return to_bot or named
+
+
+def command(text: str, username: str | None) -> str | None:
+    """``/start`` for ``/start …`` or ``/start@thisbot …``; None for text that is not a
+    command, or a command addressed to another bot."""
+    word = text.strip().split(maxsplit=1)[0] if text.strip() else ""
+    if not word.startswith("/"):
+        return None
+    name, _, addressee = word.partition("@")
+    if addressee and username and addressee.lower() != username.lower():
+        return None
+    return name.lower()
