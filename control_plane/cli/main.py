@@ -6,7 +6,15 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from control_plane.cli import fleet_cmd, login_cmd, tenants_cmd, up_cmd, users_cmd, vault_cmd
+from control_plane.cli import (
+    channels_cmd,
+    fleet_cmd,
+    login_cmd,
+    tenants_cmd,
+    up_cmd,
+    users_cmd,
+    vault_cmd,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     fleet_cmd.add_parser(commands)
     tenants_cmd.add_parser(commands)
+    channels_cmd.add_parser(commands)
     users_cmd.add_parser(commands)
     login_cmd.add_parser(commands)
     vault_cmd.add_parser(commands)

@@ -21,15 +21,20 @@ class CliError(Exception):
     """Something to tell the user, then exit non-zero."""
 
 
-def add_parser(commands: Any) -> None:
-    tenants = commands.add_parser("tenants", help="create, list, inspect and delete tenants")
-    tenants.add_argument("--url", help="control plane URL (default $TENANTRY_URL or the local one)")
-    tenants.add_argument(
+def connection_options(parser: argparse.ArgumentParser) -> None:
+    """Where the control plane is and who calls it; ``--json`` for raw answers."""
+    parser.add_argument("--url", help="control plane URL (default $TENANTRY_URL or the local one)")
+    parser.add_argument(
         "--token",
         help="bearer token (default $TENANTRY_TOKEN, `tenantry login`, DIR/admin-token)",
     )
-    tenants.add_argument("--data-dir", help="data dir of a local `tenantry up` (default .tenantry)")
-    tenants.add_argument("--json", action="store_true", help="print raw JSON")
+    parser.add_argument("--data-dir", help="data dir of a local `tenantry up` (default .tenantry)")
+    parser.add_argument("--json", action="store_true", help="print raw JSON")
+
+
+def add_parser(commands: Any) -> None:
+    tenants = commands.add_parser("tenants", help="create, list, inspect and delete tenants")
+    connection_options(tenants)
     actions = tenants.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     create = actions.add_parser("create", help="create a tenant")
@@ -56,10 +61,11 @@ def add_parser(commands: Any) -> None:
     remove.add_argument("--timeout", type=float, default=120.0)
     remove.set_defaults(run_action=_delete)
 
-    tenants.set_defaults(run=_dispatch)
+    tenants.set_defaults(run=dispatch)
 
 
-def _dispatch(args: argparse.Namespace) -> int:
+def dispatch(args: argparse.Namespace) -> int:
+    """Run ``args.run_action(client, args)`` with a client of the control plane."""
     try:
         with _client(args) as client:
             code: int = args.run_action(client, args)
@@ -93,7 +99,7 @@ def _client(args: argparse.Namespace) -> httpx.Client:
     )
 
 
-def _call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
+def call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
     try:
         response = client.request(method, path, **kwargs)
     except httpx.TransportError as exc:
@@ -127,7 +133,7 @@ def _follow(client: httpx.Client, tenant_id: str, goal: set[str], timeout: float
 
     def show_new_events() -> None:
         nonlocal after
-        for event in _call(
+        for event in call(
             client, "GET", f"/api/v1/tenants/{tenant_id}/events", params={"after": after}
         ):
             after = event["id"]
@@ -135,7 +141,7 @@ def _follow(client: httpx.Client, tenant_id: str, goal: set[str], timeout: float
 
     while True:
         show_new_events()
-        tenant: dict[str, Any] = _call(client, "GET", f"/api/v1/tenants/{tenant_id}")
+        tenant: dict[str, Any] = call(client, "GET", f"/api/v1/tenants/{tenant_id}")
         if tenant["state"] in goal or (tenant["state"] == "failed" and "failed" not in goal):
             # The state may have moved after the events were read: show the event that moved it.
             show_new_events()
@@ -150,7 +156,7 @@ def _create(client: httpx.Client, args: argparse.Namespace) -> int:
     if args.name:
         body["name"] = args.name
     headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else {}
-    tenant = _call(client, "POST", "/api/v1/tenants", json=body, headers=headers)
+    tenant = call(client, "POST", "/api/v1/tenants", json=body, headers=headers)
     key = tenant.pop("gateway_key", None)
     if args.wait:
         tenant = _follow(client, tenant["id"], {"running"}, args.timeout)
@@ -166,7 +172,7 @@ def _list(client: httpx.Client, args: argparse.Namespace) -> int:
     params = {"limit": args.limit}
     if args.state:
         params["state"] = args.state
-    page = _call(client, "GET", "/api/v1/tenants", params=params)
+    page = call(client, "GET", "/api/v1/tenants", params=params)
     if args.json:
         print(json.dumps(page, indent=2))
         return 0
@@ -182,12 +188,12 @@ def _list(client: httpx.Client, args: argparse.Namespace) -> int:
 
 
 def _get(client: httpx.Client, args: argparse.Namespace) -> int:
-    _show(_call(client, "GET", f"/api/v1/tenants/{args.tenant}"), args.json)
+    _show(call(client, "GET", f"/api/v1/tenants/{args.tenant}"), args.json)
     return 0
 
 
 def _delete(client: httpx.Client, args: argparse.Namespace) -> int:
-    tenant = _call(client, "DELETE", f"/api/v1/tenants/{args.tenant}")
+    tenant = call(client, "DELETE", f"/api/v1/tenants/{args.tenant}")
     if args.wait:
         tenant = _follow(client, tenant["id"], {"deleted"}, args.timeout)
     _show(tenant, args.json)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -28,8 +30,10 @@ from tests.doubles.telegram_api import (
     telegram_api,
 )
 from tests.doubles.telegram_markup import plain_text
+from tests.e2e.conftest import ControlPlaneProcess
 from tests.e2e.test_chat_platforms import assert_no_secret_logged, control_plane, problem
 from tests.e2e.test_embedded_default import wait_running
+from tests.environment import without_settings
 from tests.waiting import eventually_sync
 
 pytestmark = pytest.mark.slow
@@ -52,6 +56,31 @@ def wait_shown(api: TelegramBotAPI, bot: BotAccount, chat: int, text: str) -> li
         return texts if any(text in t for t in texts) else None
 
     return eventually_sync(arrived, timeout=30, what=f"{text!r} shown in chat {chat}")
+
+
+def run_channels_cli(cp: ControlPlaneProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "control_plane.cli.main",
+            "channels",
+            "--data-dir",
+            str(cp.data_dir),
+            *list(args),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=without_settings(),
+        check=False,
+    )
+
+
+def channels_cli(cp: ControlPlaneProcess, *args: str) -> str:
+    result = run_channels_cli(cp, *args)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
 
 
 def tenant_with_bot(client: httpx.Client, slug: str, bot: BotAccount) -> str:
@@ -92,9 +121,12 @@ def test_own_bot_by_polling(tmp_path: Path) -> None:
             assert code is not None, told
             unknown = client.post(f"{settings}/approvals", json={"code": "ZZZZZZZZ"})
             assert "no one waits" in problem(unknown, 404)
-            approved = client.post(f"{settings}/approvals", json={"code": code[1]})
-            assert approved.status_code == 200, approved.text
-            assert approved.json()["user_id"] == ALICE.id
+            # The owner approves with the CLI (the API's POST .../telegram/approvals).
+            approved = channels_cli(cp, "telegram", "approve", "acme", code[1].lower())
+            assert approved.strip() == f"approved Alice (Telegram user {ALICE.id})"
+            failed = run_channels_cli(cp, "telegram", "approve", "acme", code[1])
+            assert failed.returncode == 1
+            assert "404: no one waits with this code" in failed.stderr, "a code works once"
             wait_shown(api, bot, ALICE.id, "You are in")
             assert not any(t.startswith("echo:") for t in shown(api, bot, ALICE.id))
             api.push_update(bot.token, private_message("hello again", sender=ALICE))
@@ -106,8 +138,12 @@ def test_own_bot_by_polling(tmp_path: Path) -> None:
             assert [p["user_id"] for p in listed["approved"]] == [ALICE.id]
 
             # Allowlist: only the listed ids; open: everyone.
-            changed = client.put(settings, json={"dm_policy": "allowlist", "allowlist": [BOB.id]})
-            assert changed.json()["dm_policy"] == "allowlist", changed.text
+            changed = channels_cli(
+                cp, "telegram", "set", "acme", "--dm-policy", "allowlist", "--allow", str(BOB.id)
+            )
+            assert "dm policy:  allowlist" in changed
+            assert f"allowlist:  {BOB.id}" in changed
+            assert f"Alice ({ALICE.id})" in channels_cli(cp, "telegram", "show", "acme")
             api.push_update(bot.token, private_message("not on the list", sender=ALICE))
             api.push_update(bot.token, private_message("hi from bob", sender=BOB))
             wait_shown(api, bot, BOB.id, "echo: hi from bob")
