@@ -50,6 +50,7 @@ from tenant_gateway.channels.contract import (
     OutboundReply,
     ReplyReceipt,
 )
+from tenant_gateway.channels.telegram.sending import TEXT_LIMIT, send_piece
 from tenant_gateway.channels.telegram.updates import command, mentions
 from tenant_gateway.channels.text import split_text
 
@@ -60,7 +61,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/webhooks/telegram-platform"
-TEXT_LIMIT = 4096
 ALLOWED_UPDATES = ["message"]
 SENT_MEMORY = 10_000
 """Replies remembered as sent (tenant, chat, message answered), so a reply the gateway hands
@@ -362,7 +362,7 @@ class PlatformBot:
         )
 
         try:
-            await self._required().send_message(chat_id, text)
+            await send_piece(self._required(), chat_id, text)
         except TelegramRetryAfter as exc:
             raise PlatformBotUnavailable(
                 "Telegram is rate limiting the platform bot", retry_after=exc.retry_after

@@ -38,7 +38,7 @@ from tenant_gateway.channels.contract import (
 from tenant_gateway.channels.pipeline import ChannelPipeline, WebhookAnswer, WebhookRequest
 from tenant_gateway.channels.platforms import BadWebhookCall, ChannelNotConfigured, PlatformRefused
 from tenant_gateway.channels.telegram.access import ACCESS_FILE, AccessStore
-from tenant_gateway.channels.telegram.markup import to_html
+from tenant_gateway.channels.telegram.sending import TEXT_LIMIT, send_piece
 from tenant_gateway.channels.telegram.updates import command, mentions
 from tenant_gateway.channels.text import split_text
 from tenant_gateway.contract import GatewayBundle
@@ -53,7 +53,6 @@ log = logging.getLogger(__name__)
 CHANNEL = "telegram"
 PROVIDER = "telegram_bot"
 DEFAULT_BASE = "https://api.telegram.org"
-TEXT_LIMIT = 4096
 ALLOWED_UPDATES = ["message"]
 TYPING_EVERY = 4.5
 SENT_MEMORY = 10_000
@@ -301,7 +300,7 @@ class TelegramChannel:
             return
         for piece in split_text(reply.text, TEXT_LIMIT, utf16=True):
             try:
-                await self._send_piece(reply.chat_id, piece)
+                await send_piece(self._required(), reply.chat_id, piece)
             except (TelegramForbiddenError, TelegramBadRequest, TelegramNotFound) as exc:
                 # Blocked, chat gone, text refused even as plain: sending again will not help.
                 log.warning("telegram bot: a reply to chat %s is dropped: %s", reply.chat_id, exc)
@@ -312,18 +311,6 @@ class TelegramChannel:
             self._sent[key] = None
             while len(self._sent) > SENT_MEMORY:
                 self._sent.popitem(last=False)
-
-    async def _send_piece(self, chat_id: str, piece: str) -> None:
-        from aiogram.exceptions import TelegramBadRequest
-
-        bot = self._required()
-        try:
-            await bot.send_message(chat_id, to_html(piece), parse_mode="HTML")
-        except TelegramBadRequest as exc:
-            if "parse entities" not in exc.message and "too long" not in exc.message:
-                raise
-            log.info("telegram bot: Telegram refused the formatting (%s); sent as plain text", exc)
-            await bot.send_message(chat_id, piece)
 
     @contextlib.asynccontextmanager
     async def working(self, message: InboundMessage) -> AsyncIterator[None]:
