@@ -9,7 +9,9 @@ token in no log."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -18,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from control_plane.runtime.local.processes import read_state
 from tests.doubles.openai_upstream import openai_upstream
 from tests.doubles.telegram_api import (
     ALICE,
@@ -179,6 +182,17 @@ def test_own_bot_by_polling(tmp_path: Path) -> None:
             assert html.text == "echo: <b>bold</b> &lt;tag&gt; &amp; co"
             assert sent[-1].parse_mode is None
             assert sent[-1].text == "echo: **a _b** c_"
+
+            # The gateway killed mid-conversation: what it had not confirmed to Telegram is
+            # answered once it is back (and the open policy, on the volume, still holds).
+            state = read_state(cp.data_dir / "gateways" / tenant_id)
+            assert state is not None
+            api.push_update(bot.token, private_message("across a crash", sender=CAROL))
+            os.kill(state.pid, signal.SIGKILL)
+            wait_shown(api, bot, CAROL.id, "echo: across a crash")
+            assert shown(api, bot, CAROL.id).count("echo: across a crash") == 1
+            stored = [p for p in cp.data_dir.rglob("*") if p.is_file()]
+            assert not [p for p in stored if bot.token.encode() in p.read_bytes()], "sealed"
 
             # The credential deleted: the bot stops.
             assert client.delete("/api/v1/tenants/acme/credentials/telegram_bot").status_code == 204
