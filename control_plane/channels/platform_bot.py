@@ -43,7 +43,8 @@ from control_plane.channels.schemas import (
     UnknownCode,
 )
 from control_plane.channels.service import ChannelDirectory
-from control_plane.errors import AuthenticationError, GatewayUnavailable, InvalidInputError
+from control_plane.channels.tenant_bots import WebhookSecretRefused
+from control_plane.errors import GatewayUnavailable, InvalidInputError
 from tenant_gateway.channels.contract import (
     PLATFORM_CHANNEL,
     InboundMessage,
@@ -51,6 +52,7 @@ from tenant_gateway.channels.contract import (
     ReplyReceipt,
 )
 from tenant_gateway.channels.telegram.sending import TEXT_LIMIT, send_piece
+from tenant_gateway.channels.telegram.session import ALLOWED_UPDATES, connect, make_bot, poll
 from tenant_gateway.channels.telegram.updates import command, mentions
 from tenant_gateway.channels.text import split_text
 
@@ -61,7 +63,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/webhooks/telegram-platform"
-ALLOWED_UPDATES = ["message"]
 SENT_MEMORY = 10_000
 """Replies remembered as sent (tenant, chat, message answered), so a reply the gateway hands
 over twice (its delivery is at least once) is sent once."""
@@ -87,11 +88,6 @@ class PlatformBotUnavailable(GatewayUnavailable):
 
     problem_type = "https://tenantry.dev/problems/telegram-unavailable"
     title = "Telegram unavailable"
-
-
-class WebhookSecretRefused(AuthenticationError):
-    problem_type = "https://tenantry.dev/problems/bad-webhook-secret"
-    title = "Bad webhook secret"
 
 
 class PlatformBot:
@@ -144,12 +140,7 @@ class PlatformBot:
         be reached at start is retried, it does not stop the control plane)."""
         if self._token is None:
             return
-        from aiogram import Bot
-        from aiogram.client.session.aiohttp import AiohttpSession
-        from aiogram.client.telegram import TelegramAPIServer
-
-        session = AiohttpSession(api=TelegramAPIServer.from_base(self.api_base))
-        self._bot = Bot(self._token, session=session)
+        self._bot = make_bot(self._token, self.api_base)
         await self.forwarder.start()
         self._task = asyncio.create_task(self._run(), name="platform bot")
 
@@ -165,63 +156,25 @@ class PlatformBot:
             self._bot = None
 
     async def _run(self) -> None:
-        from aiogram.exceptions import TelegramAPIError
-
-        failures = 0
-        while True:
-            try:
-                await self._connect()
-            except TelegramAPIError as exc:
-                failures += 1
-                wait = min(self.retry_max, 2.0 ** min(failures, 8))
-                log.warning("platform bot: Telegram refused (%s); retry in %.0f s", exc, wait)
-                await asyncio.sleep(wait)
-                continue
-            break
+        self.username = await connect(self._required(), self._setup, "platform bot", self.retry_max)
+        log.info("platform bot @%s is connected (%s)", self.username, self.mode)
         self.ready.set()
         if self.webhook_url is None:
-            await self._poll()
+            await poll(
+                self._required(),
+                self.handle,
+                "platform bot",
+                timeout=self.poll_timeout,
+                retry_max=self.retry_max,
+            )
 
-    async def _connect(self) -> None:
-        bot = self._required()
-        me = await bot.get_me()
-        self.username = me.username
+    async def _setup(self, bot: Bot) -> None:
         if self.webhook_url is not None:
             await bot.set_webhook(
                 self.webhook_url, secret_token=self._secret, allowed_updates=ALLOWED_UPDATES
             )
         else:
             await bot.delete_webhook()
-        log.info("platform bot @%s is connected (%s)", self.username, self.mode)
-
-    async def _poll(self) -> None:
-        """Long-poll Telegram; an update is confirmed (the next offset) only once handled."""
-        from aiogram.exceptions import TelegramRetryAfter
-
-        bot = self._required()
-        offset: int | None = None
-        failures = 0
-        while True:
-            try:
-                updates = await bot.get_updates(
-                    offset=offset,
-                    timeout=self.poll_timeout,
-                    allowed_updates=ALLOWED_UPDATES,
-                    request_timeout=self.poll_timeout + 10,
-                )
-                for update in updates:
-                    await self.handle(update)
-                    offset = update.update_id + 1
-            except TelegramRetryAfter as exc:
-                await asyncio.sleep(exc.retry_after)
-            except Exception as exc:  # the batch is fetched again: nothing is lost
-                failures += 1
-                wait = min(self.retry_max, 0.5 * 2.0 ** min(failures, 8))
-                level = logging.WARNING if failures == 1 else logging.DEBUG
-                log.log(level, "platform bot: polling failed (%s); retry in %.1f s", exc, wait)
-                await asyncio.sleep(wait)
-            else:
-                failures = 0
 
     def _required(self) -> Bot:
         if self._bot is None:

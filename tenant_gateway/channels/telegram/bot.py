@@ -39,6 +39,7 @@ from tenant_gateway.channels.pipeline import ChannelPipeline, WebhookAnswer, Web
 from tenant_gateway.channels.platforms import BadWebhookCall, ChannelNotConfigured, PlatformRefused
 from tenant_gateway.channels.telegram.access import ACCESS_FILE, AccessStore
 from tenant_gateway.channels.telegram.sending import TEXT_LIMIT, send_piece
+from tenant_gateway.channels.telegram.session import connect, make_bot, poll
 from tenant_gateway.channels.telegram.updates import command, mentions
 from tenant_gateway.channels.text import split_text
 from tenant_gateway.contract import GatewayBundle
@@ -53,7 +54,6 @@ log = logging.getLogger(__name__)
 CHANNEL = "telegram"
 PROVIDER = "telegram_bot"
 DEFAULT_BASE = "https://api.telegram.org"
-ALLOWED_UPDATES = ["message"]
 TYPING_EVERY = 4.5
 SENT_MEMORY = 10_000
 RETRY_MAX = 30.0
@@ -127,12 +127,8 @@ class TelegramChannel:
         await self._stop_bot()
         if wanted is None:
             return
-        from aiogram import Bot
-        from aiogram.client.session.aiohttp import AiohttpSession
-        from aiogram.client.telegram import TelegramAPIServer
-
-        base = self._bundle().provider_bases.get("telegram", DEFAULT_BASE).rstrip("/")
-        self._bot = Bot(wanted[0], session=AiohttpSession(api=TelegramAPIServer.from_base(base)))
+        base = self._bundle().provider_bases.get("telegram", DEFAULT_BASE)
+        self._bot = make_bot(wanted[0], base)
         self._running = wanted
         self._task = asyncio.create_task(self._run(wanted[1]), name="telegram bot")
 
@@ -149,51 +145,18 @@ class TelegramChannel:
             await bot.session.close()
 
     async def _run(self, mode: str) -> None:
-        from aiogram.exceptions import TelegramAPIError
-
         bot = self._required()
-        failures = 0
-        while self.username is None:
-            try:
-                self.username = (await bot.get_me()).username
-                if mode == "polling":
-                    await bot.delete_webhook()
-            except TelegramAPIError as exc:
-                failures += 1
-                wait = min(RETRY_MAX, 2.0 ** min(failures, 8))
-                log.warning("telegram bot: Telegram refused (%s); retry in %.0f s", exc, wait)
-                await asyncio.sleep(wait)
+
+        async def setup(bot: Bot) -> None:
+            if mode == "polling":
+                await bot.delete_webhook()  # one the control plane registered before
+
+        self.username = await connect(bot, setup, "telegram bot", RETRY_MAX)
         log.info("telegram bot @%s is running (%s)", self.username, mode)
         if mode == "polling":
-            await self._poll(bot)
-
-    async def _poll(self, bot: Bot) -> None:
-        """Long-poll; an update is confirmed (the next offset) only once handled."""
-        from aiogram.exceptions import TelegramRetryAfter
-
-        offset: int | None = None
-        failures = 0
-        while True:
-            try:
-                updates = await bot.get_updates(
-                    offset=offset,
-                    timeout=self.poll_timeout,
-                    allowed_updates=ALLOWED_UPDATES,
-                    request_timeout=self.poll_timeout + 10,
-                )
-                for update in updates:
-                    await self.handle(update)
-                    offset = update.update_id + 1
-            except TelegramRetryAfter as exc:
-                await asyncio.sleep(exc.retry_after)
-            except Exception as exc:  # the batch is fetched again: nothing is lost
-                failures += 1
-                wait = min(RETRY_MAX, 0.5 * 2.0 ** min(failures, 8))
-                level = logging.WARNING if failures == 1 else logging.DEBUG
-                log.log(level, "telegram bot: polling failed (%s); retry in %.1f s", exc, wait)
-                await asyncio.sleep(wait)
-            else:
-                failures = 0
+            await poll(
+                bot, self.handle, "telegram bot", timeout=self.poll_timeout, retry_max=RETRY_MAX
+            )
 
     def _required(self) -> Bot:
         if self._bot is None:
