@@ -32,7 +32,7 @@ from tenant_gateway.channels.contract import (
     InboundReceipt,
 )
 
-ENDPOINT_MEMORY = 1.0
+ENDPOINT_MEMORY = 5.0
 """Seconds a running gateway's endpoint is used without looking at the tenant again."""
 T = TypeVar("T")
 

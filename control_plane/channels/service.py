@@ -53,7 +53,7 @@ ISSUE_LIMITS = ThrottleLimits(
 )
 """Codes per tenant, and per caller, in ten minutes."""
 GONE_STATES = frozenset({"deleting", "deleted"})
-ROUTE_MEMORY = 2.0
+ROUTE_MEMORY = 10.0
 """Seconds a chat's tenant (or that it has none) is remembered: the platform bot looks it up
 for every message and reply. Binding and unbinding here forget it at once; another replica
 of the control plane follows within this time."""
