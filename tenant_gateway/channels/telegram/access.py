@@ -9,11 +9,12 @@ lets in only the listed user ids; ``open`` everyone. Groups are not under this p
 the bot answers whoever mentions it or replies to it.
 
 Reads come from memory (a message's check costs no I/O); writes go through the volume's
-writer thread and update memory once committed.
+writer thread and update memory once committed. The file is opened on first use.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import secrets
@@ -79,8 +80,20 @@ class AccessStore:
         self.policy: DmPolicy = "pairing"
         self.allowlist: frozenset[int] = frozenset()
         self.approved: dict[int, ApprovedPeer] = {}
+        self._opened = asyncio.Lock()
+        self._open = False
 
     async def open(self) -> None:
+        """Open the file and read it into memory, once; every method does this first, so a
+        gateway whose tenant has no bot neither opens the file nor keeps its thread."""
+        if self._open:
+            return
+        async with self._opened:
+            if not self._open:
+                await self._read()
+                self._open = True
+
+    async def _read(self) -> None:
         await self.db.open()
         settings, approved = await self.db.run(_load, "read the Telegram access settings")
         self.policy = settings.get("dm_policy", "pairing")  # type: ignore[assignment]
@@ -88,6 +101,7 @@ class AccessStore:
         self.approved = {peer.user_id: peer for peer in approved}
 
     async def close(self) -> None:
+        self._open = False
         await self.db.close()
 
     def allows(self, user_id: int) -> bool:
@@ -98,6 +112,7 @@ class AccessStore:
     async def request(self, user_id: int, display_name: str) -> str | None:
         """A new code for a person not let in yet; None if they were told one within the
         last minute (so a chatty stranger does not get a reply per message)."""
+        await self.open()
         code = new_code()
         now = time.time()
 
@@ -120,6 +135,7 @@ class AccessStore:
     async def approve(self, code: str) -> ApprovedPeer:
         """Let in the person the bot gave ``code``; :class:`UnknownApproval` if no one waits
         with it (mistyped, expired, or used)."""
+        await self.open()
         digest, now = _digest(code), time.time()
         at = datetime.now(UTC)
 
@@ -147,6 +163,8 @@ class AccessStore:
         return peer
 
     async def revoke(self, user_id: int) -> bool:
+        await self.open()
+
         def work(db: sqlite3.Connection) -> bool:
             gone = db.execute(
                 "UPDATE peers SET approved_at = NULL WHERE user_id = ? AND approved_at IS NOT NULL",
@@ -159,6 +177,7 @@ class AccessStore:
         return revoked
 
     async def update(self, change: TelegramAccessUpdate) -> None:
+        await self.open()
         values: dict[str, str] = {}
         if change.dm_policy is not None:
             values["dm_policy"] = change.dm_policy

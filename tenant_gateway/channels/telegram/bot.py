@@ -93,7 +93,6 @@ class TelegramChannel:
     # -- life -------------------------------------------------------------------------------
 
     async def start(self, pipeline: ChannelPipeline) -> None:
-        await self.access.open()
         self._pipeline = pipeline
         pipeline.webhooks[CHANNEL] = self.webhook
         pipeline.add_outlet(CHANNEL, self)
@@ -127,6 +126,7 @@ class TelegramChannel:
         await self._stop_bot()
         if wanted is None:
             return
+        await self.access.open()  # the DM policy is read from memory for every message
         base = self._bundle().provider_bases.get("telegram", DEFAULT_BASE)
         self._bot = make_bot(wanted[0], base)
         self._running = wanted
@@ -227,7 +227,8 @@ class TelegramChannel:
 
     # -- who may talk to the bot ------------------------------------------------------------
 
-    def describe(self) -> TelegramAccess:
+    async def describe(self) -> TelegramAccess:
+        await self.access.open()
         return TelegramAccess(
             dm_policy=self.access.policy,
             allowlist=sorted(self.access.allowlist),
@@ -238,7 +239,7 @@ class TelegramChannel:
 
     async def update_access(self, change: TelegramAccessUpdate) -> TelegramAccess:
         await self.access.update(change)
-        return self.describe()
+        return await self.describe()
 
     async def approve(self, code: str) -> ApprovedPeer:
         peer = await self.access.approve(code)

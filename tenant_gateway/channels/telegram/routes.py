@@ -40,7 +40,7 @@ def telegram_routes(telegram: TelegramChannel, bundle: Callable[[], GatewayBundl
         if request.method == "PUT":
             change = _decode(await request.body(), TelegramAccessUpdate)
             return await telegram.update_access(change)
-        return telegram.describe()
+        return await telegram.describe()
 
     @route(TELEGRAM_APPROVALS_PATH, http_method=["POST"], status_code=200)
     async def approve(request: Request[Any, Any, Any]) -> ApprovedPeer:
