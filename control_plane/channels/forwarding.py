@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 BATCH = 50
 """Kept messages read per round trip to the database."""
+LOOK_EVERY = 30.0
+"""Seconds between looks for messages kept by another replica (or one that stopped)."""
 
 
 class Forwarder:
@@ -65,13 +67,20 @@ class Forwarder:
         return frozenset(self._due)
 
     async def start(self) -> None:
-        async with self.db.transaction(platform="find platform-bot messages to forward") as s:
-            waiting = await s.scalars(select(PlatformInboundRow.tenant_id).distinct())
-            now = time.monotonic()
-            self._due = dict.fromkeys(waiting, now)
-        if self._due:
-            log.info("platform bot: messages of %d tenants wait for their gateway", len(self._due))
+        found = await self._look_for_kept()
+        if found:
+            log.info("platform bot: messages of %d tenants wait for their gateway", found)
         self._task = asyncio.create_task(self._run(), name="platform-bot forwarding")
+
+    async def _look_for_kept(self) -> int:
+        """Add the tenants with kept messages to the backlog (another replica, or this one
+        before a restart, may have kept them); how many there are."""
+        async with self.db.transaction(platform="find platform-bot messages to forward") as s:
+            waiting = list(await s.scalars(select(PlatformInboundRow.tenant_id).distinct()))
+        now = time.monotonic()
+        for tenant_id in waiting:
+            self._due.setdefault(tenant_id, now)
+        return len(waiting)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -110,13 +119,18 @@ class Forwarder:
             self._wake.set()
 
     async def _run(self) -> None:
+        next_look = time.monotonic() + LOOK_EVERY
         while True:
             now = time.monotonic()
+            if now >= next_look:
+                next_look = now + LOOK_EVERY
+                with contextlib.suppress(Exception):  # the database may be away a while
+                    await self._look_for_kept()
             for tenant_id, due in list(self._due.items()):
                 if due <= now:
                     await self._forward_kept(tenant_id)
             self._wake.clear()
-            wait = min(self._due.values(), default=now + 3600.0) - time.monotonic()
+            wait = min([*self._due.values(), next_look]) - time.monotonic()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=max(wait, 0.0))
 

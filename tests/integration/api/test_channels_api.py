@@ -353,3 +353,37 @@ async def test_wrong_codes_are_counted_in_redis_apart_from_logins(
     assert isinstance(refused, RateLimited)
     assert 0 < refused.retry_after <= REDEEM_LIMITS.window
     assert login.account_key.startswith("tenantry:login:"), "login windows are apart"
+
+
+async def test_messages_for_a_gateway_that_is_down_are_kept_for_any_replica(
+    client: AsyncTestClient,
+) -> None:
+    """The tenant's gateway is not running (no reconciler here): the message is kept, in
+    the database, where another replica (or this one after a restart) finds it."""
+    from control_plane.channels.forwarding import Forwarder
+    from control_plane.db.models import PlatformInboundRow
+    from tenant_gateway.channels.contract import InboundMessage
+
+    tenant_id = await new_tenant(client, "acme")
+    here: Forwarder = client.app.state["platform_bot"].forwarder
+    message = InboundMessage(
+        channel="telegram_platform",
+        message_id="42:1",
+        chat_id="42",
+        peer_id="42",
+        chat_type="dm",
+        text="anyone there?",
+        received_at=utcnow(),
+    )
+    await here.submit(tenant_id, message)
+    assert here.backlog == {tenant_id}
+    await here.submit(tenant_id, message)  # a backlog: kept behind the first, in order
+
+    elsewhere = Forwarder(client.app.state["db"], client.app.state["gateway_link"])
+    assert elsewhere.backlog == frozenset()
+    assert await elsewhere._look_for_kept() == 1
+    assert elsewhere.backlog == {tenant_id}
+    async with client.app.state["db"].transaction(tenant=tenant_id) as session:
+        kept = (await session.scalars(select(PlatformInboundRow))).all()
+    assert [r.tenant_id for r in kept] == [tenant_id, tenant_id]
+    assert b"anyone there?" in kept[0].message
