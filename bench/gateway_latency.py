@@ -40,6 +40,7 @@ from typing import Any
 import httpx
 import msgspec
 
+from bench.processes import wait
 from bench.stats import rss_mib
 from tenant_gateway.contract import (
     GatewayBundle,
@@ -74,17 +75,6 @@ done = function(summary, latency, requests)
     latency:percentile(50), latency:percentile(99)))
 end
 """
-
-
-def _wait(probe: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def _answers(url: str, body: str, key: str | None) -> bool:
@@ -201,12 +191,12 @@ def gateway(root: Path, upstream_base: str, client: str) -> Iterator[Target]:
                     raise RuntimeError(f"the gateway exited: {log_of(runtime_dir)}") from None
                 return None
 
-        port = _wait(state, 60, "the gateway").port
+        port = wait(state, 60, "the gateway", interval=0.05).port
         target = Target(
             f"gateway ({client})", f"http://127.0.0.1:{port}/v1/chat/completions", key, process.pid
         )
         url = f"http://127.0.0.1:{port}/readyz"
-        _wait(lambda: httpx.get(url, timeout=5).status_code == 200, 30, "/readyz")
+        wait(lambda: httpx.get(url, timeout=5).status_code == 200, 30, "/readyz", 0.05)
         target.rss_ready = rss_mib(process.pid)
         started = time.perf_counter()
         if not _answers(target.url, BODIES["non-streaming"], key):
@@ -282,7 +272,7 @@ def litellm(root: Path, command: Path, upstream_base: str) -> Iterator[Target]:
                 raise RuntimeError(f"LiteLLM exited: {log.read_text()[-2000:]}")
             return _answers(target.url, BODIES["non-streaming"], None)
 
-        _wait(up, 180, "LiteLLM's proxy")
+        wait(up, 180, "LiteLLM's proxy", interval=0.05)
         yield target
 
 
