@@ -18,7 +18,9 @@ and from JSON, form-urlencoded or multipart bodies, on GET or POST:
   of the same bot is ended with 409 when a newer one starts;
 * ``sendMessage``: 4096 characters at most ("Bad Request: message is too long"), text checked
   under its ``parse_mode`` (see :mod:`tests.doubles.telegram_markup`), answered with a Message;
-* ``sendChatAction``, ``answerCallbackQuery``, ``setMyCommands`` / ``getMyCommands``.
+* ``sendChatAction``, ``answerCallbackQuery``, ``setMyCommands`` / ``getMyCommands``;
+* :meth:`TelegramBotAPI.refuse`: a method's next calls answered with an error (Telegram
+  having a bad moment), after some calls that go through.
 
 In tests::
 
@@ -135,6 +137,14 @@ class SentMessage:
     params: dict[str, Any]
 
 
+@dataclass
+class _Fault:
+    status: int
+    description: str
+    times: int
+    after: int
+
+
 class TelegramBotAPI:
     """The ASGI app; tests use it from their own thread while it serves on its own loop."""
 
@@ -148,6 +158,7 @@ class TelegramBotAPI:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._arrivals: dict[str, asyncio.Event] = {}
         self._closing = False
+        self._faults: dict[tuple[str, str], list[_Fault]] = {}
 
     # -- what tests use --------------------------------------------------------------------
 
@@ -192,6 +203,22 @@ class TelegramBotAPI:
         with self._lock:
             return [p for m, p in self.bots[token].calls if m == method.lower()]
 
+    def refuse(
+        self,
+        token: str,
+        method: str,
+        *,
+        status: int = 500,
+        description: str = "Internal Server Error",
+        times: int = 1,
+        after: int = 0,
+    ) -> None:
+        """Let the bot's next ``after`` calls of ``method`` through, then answer ``times``
+        calls with ``status`` and ``description`` (nothing done, nothing recorded as sent)."""
+        with self._lock:
+            faults = self._faults.setdefault((token, method.lower()), [])
+            faults.append(_Fault(status, description, times, after))
+
     def close(self) -> None:
         """End every long poll at once (so the server can stop without waiting for them)."""
         self._closing = True
@@ -235,7 +262,24 @@ class TelegramBotAPI:
         params = _parameters(scope, raw)
         with self._lock:
             bot.calls.append((method, params))
+            fault = self._fault(bot.token, method)
+        if fault is not None:
+            raise BotAPIError(fault.status, fault.description)
         return await handler(bot, params)
+
+    def _fault(self, token: str, method: str) -> _Fault | None:
+        """The fault this call meets, if any (called under the lock)."""
+        faults = self._faults.get((token, method), [])
+        if not faults:
+            return None
+        fault = faults[0]
+        if fault.after:
+            fault.after -= 1
+            return None
+        fault.times -= 1
+        if fault.times <= 0:
+            faults.pop(0)
+        return fault
 
     def _methods(self) -> dict[str, Callable[[BotAccount, dict[str, Any]], Awaitable[Any]]]:
         return {

@@ -10,6 +10,12 @@ the bot answers whoever mentions it or replies to it.
 
 Reads come from memory (a message's check costs no I/O); writes go through the volume's
 writer thread and update memory once committed. The file is opened on first use.
+
+The file also keeps how many pieces of each reply the bot sent (:meth:`AccessStore.
+pieces_sent`), so a reply handed to the bot again (after Telegram failed midway, or a restart
+before the reply was marked sent) goes on where it stopped instead of repeating pieces; these
+records are forgotten after a week. The table is created on open, so files of earlier
+gateways need no migration.
 """
 
 from __future__ import annotations
@@ -48,7 +54,18 @@ CREATE TABLE IF NOT EXISTS peers (
     told_at REAL
 );
 CREATE INDEX IF NOT EXISTS peers_code ON peers (code_digest);
+CREATE TABLE IF NOT EXISTS sent_replies (
+    chat_id TEXT NOT NULL,
+    in_reply_to TEXT NOT NULL,
+    pieces INTEGER NOT NULL,
+    sent_at REAL NOT NULL,
+    PRIMARY KEY (chat_id, in_reply_to)
+);
+CREATE INDEX IF NOT EXISTS sent_replies_age ON sent_replies (sent_at);
 """
+SENT_MEMORY = 7 * 86400.0
+"""Seconds a reply's sent pieces are remembered (redeliveries come within minutes)."""
+FORGET_EVERY = 3600.0
 
 
 class AccessStoreError(GatewayError):
@@ -82,6 +99,7 @@ class AccessStore:
         self.approved: dict[int, ApprovedPeer] = {}
         self._opened = asyncio.Lock()
         self._open = False
+        self._forgotten_at = 0.0
 
     async def open(self) -> None:
         """Open the file and read it into memory, once; every method does this first, so a
@@ -175,6 +193,40 @@ class AccessStore:
         revoked = await self.db.transaction(work, "revoke a Telegram user")
         self.approved = {k: v for k, v in self.approved.items() if k != user_id}
         return revoked
+
+    async def pieces_sent(self, chat_id: str, in_reply_to: str) -> int:
+        """How many pieces of the reply to ``in_reply_to`` in ``chat_id`` were sent."""
+        await self.open()
+
+        def work(db: sqlite3.Connection) -> int:
+            row = db.execute(
+                "SELECT pieces FROM sent_replies WHERE chat_id = ? AND in_reply_to = ?",
+                (chat_id, in_reply_to),
+            ).fetchone()
+            return int(row[0]) if row is not None else 0
+
+        return await self.db.run(work, "read a Telegram reply's progress")
+
+    async def record_sent(self, chat_id: str, in_reply_to: str, pieces: int) -> None:
+        """``pieces`` pieces of that reply are sent (committed before this returns); records
+        older than ``SENT_MEMORY`` are dropped at most once an hour."""
+        await self.open()
+        now = time.time()
+        forget = now - self._forgotten_at > FORGET_EVERY
+        if forget:
+            self._forgotten_at = now
+
+        def work(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT INTO sent_replies (chat_id, in_reply_to, pieces, sent_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (chat_id, in_reply_to) DO UPDATE SET"
+                " pieces = excluded.pieces, sent_at = excluded.sent_at",
+                (chat_id, in_reply_to, pieces, now),
+            )
+            if forget:
+                db.execute("DELETE FROM sent_replies WHERE sent_at < ?", (now - SENT_MEMORY,))
+
+        await self.db.transaction(work, "record a sent Telegram reply")
 
     async def update(self, change: TelegramAccessUpdate) -> None:
         await self.open()

@@ -12,9 +12,11 @@ Private chats follow the DM policy of :mod:`~tenant_gateway.channels.telegram.ac
 groups the bot answers messages that mention it or reply to it. Replies are rendered from
 Markdown to Telegram HTML (:mod:`~tenant_gateway.channels.telegram.markup`; a piece Telegram
 cannot parse is sent again as plain text) in pieces of at most 4096 UTF-16 code units, with
-"typing…" shown while the assistant works. Telegram is reached at the bundle's
-``provider_bases["telegram"]`` (``TENANTRY_TELEGRAM_API_BASE``). aiogram is imported only
-when a bot starts: a gateway without one does not pay for it.
+"typing…" shown while the assistant works; a reply handed over again (delivery is at least
+once) goes on from its first piece not sent yet, which the volume's file remembers.
+Telegram is reached at the bundle's ``provider_bases["telegram"]``
+(``TENANTRY_TELEGRAM_API_BASE``). aiogram is imported only when a bot starts: a gateway
+without one does not pay for it.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC
 from pathlib import Path
@@ -55,7 +56,6 @@ CHANNEL = "telegram"
 PROVIDER = "telegram_bot"
 DEFAULT_BASE = "https://api.telegram.org"
 TYPING_EVERY = 4.5
-SENT_MEMORY = 10_000
 RETRY_MAX = 30.0
 
 PAIRING_REPLY = (
@@ -88,7 +88,6 @@ class TelegramChannel:
         self._running: tuple[str, str] | None = None
         """(token, mode) of the bot running now."""
         self._task: asyncio.Task[None] | None = None
-        self._sent: OrderedDict[tuple[str, str], None] = OrderedDict()
 
     # -- life -------------------------------------------------------------------------------
 
@@ -259,10 +258,12 @@ class TelegramChannel:
 
         if self._bot is None:
             raise PlatformRefused("the tenant's Telegram bot is not running")
-        key = (reply.chat_id, reply.in_reply_to or "")
-        if reply.in_reply_to and key in self._sent:
-            return
-        for piece in split_text(reply.text, TEXT_LIMIT, utf16=True):
+        key = reply.in_reply_to
+        done = await self.access.pieces_sent(reply.chat_id, key) if key else 0
+        pieces = split_text(reply.text, TEXT_LIMIT, utf16=True)
+        for number, piece in enumerate(pieces, start=1):
+            if number <= done:
+                continue  # sent before this reply was handed over again
             try:
                 await send_piece(self._required(), reply.chat_id, piece)
             except (TelegramForbiddenError, TelegramBadRequest, TelegramNotFound) as exc:
@@ -271,10 +272,8 @@ class TelegramChannel:
                 return
             except TelegramAPIError as exc:
                 raise PlatformRefused(f"Telegram did not take the reply: {exc}") from None
-        if reply.in_reply_to:
-            self._sent[key] = None
-            while len(self._sent) > SENT_MEMORY:
-                self._sent.popitem(last=False)
+            if key:
+                await self.access.record_sent(reply.chat_id, key, number)
 
     @contextlib.asynccontextmanager
     async def working(self, message: InboundMessage) -> AsyncIterator[None]:

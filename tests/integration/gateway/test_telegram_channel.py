@@ -282,6 +282,26 @@ async def test_replies_are_split_rendered_and_sent_plain_when_unparsable(
         assert (sent[3].parse_mode, sent[3].text) == (None, "echo: **a _b** c_")
 
 
+async def test_a_reply_retried_after_telegram_failed_midway_sends_each_piece_once(
+    bot_gateway: BotGatewayFactory,
+) -> None:
+    with bot_gateway() as gw:
+        await gw.running("polling")
+        await gw.set_access(dm_policy="open")
+        # The first piece goes through, the second meets Telegram's 500 twice: the reply is
+        # handed to the bot again (delivery is at least once) and goes on where it stopped.
+        gw.api.refuse(gw.bot.token, "sendMessage", times=2, after=1)
+        long_text = "word " * 1000  # two pieces
+        gw.api.push_update(gw.bot.token, private_message(long_text, sender=CAROL))
+        gw.api.push_update(gw.bot.token, private_message("next", sender=CAROL))
+        await gw.wait_shown(CAROL.id, "echo: next")
+        texts = gw.shown(CAROL.id)
+        assert len(texts) == 3, [t[:20] for t in texts]
+        assert "".join(texts[:2]) == f"echo: {long_text}"
+        assert texts[2] == "echo: next"
+        assert len(gw.api.calls(gw.bot.token, "sendMessage")) == 5, "3 sent, 2 refused"
+
+
 async def test_a_restart_loses_nothing_and_repeats_nothing(
     bot_gateway: BotGatewayFactory, tmp_path: Path
 ) -> None:

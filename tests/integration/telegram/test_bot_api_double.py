@@ -11,7 +11,11 @@ import pytest
 from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
-from aiogram.exceptions import TelegramBadRequest, TelegramUnauthorizedError
+from aiogram.exceptions import (
+    TelegramBadRequest,
+    TelegramServerError,
+    TelegramUnauthorizedError,
+)
 from aiogram.types import Message, ReplyParameters
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
@@ -104,6 +108,18 @@ async def test_a_message_over_4096_characters_is_refused(api: TelegramBotAPI, bo
     with pytest.raises(TelegramBadRequest, match="message is too long"):
         await bot.send_message(ALICE.id, "x" * 4097)
     assert [len(m.text) for m in api.sent(bot.token)] == [4096]
+
+
+async def test_refused_calls_fail_after_the_ones_let_through(api: TelegramBotAPI, bot: Bot) -> None:
+    api.refuse(bot.token, "sendMessage", times=2, after=1)
+    await bot.send_message(ALICE.id, "first")
+    for _ in range(2):
+        with pytest.raises(TelegramServerError, match="Internal Server Error"):
+            await bot.send_message(ALICE.id, "refused")
+    await bot.send_message(ALICE.id, "third")
+    await bot.send_chat_action(ALICE.id, "typing")  # other methods are not refused
+    assert [m.text for m in api.sent(bot.token)] == ["first", "third"]
+    assert len(api.calls(bot.token, "sendMessage")) == 4
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 """The tenant's own Telegram bot's pieces that need no network: Markdown to Telegram HTML
 (checked with the Bot API double's parser), who may talk to the bot (on a real SQLite file),
-and reading mentions and commands."""
+and reading mentions and commands, how far replies got."""
 
 from __future__ import annotations
 
@@ -114,6 +114,32 @@ async def test_policies_and_allowlist_survive_a_restart(tmp_path: Path) -> None:
         assert again.allows(7), "approved people are let in again under pairing"
         await again.update(TelegramAccessUpdate(dm_policy="open"))
         assert again.allows(12345)
+    finally:
+        await again.close()
+
+
+async def test_sent_pieces_of_replies_are_remembered_across_a_restart_for_a_week(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "telegram.sqlite3"
+    store = AccessStore(path)
+    try:
+        assert await store.pieces_sent("42", "42:7") == 0
+        now = access_module.time.time()
+        monkeypatch.setattr(access_module.time, "time", lambda: now - 8 * 86400)
+        await store.record_sent("42", "42:1", 1)  # a reply of eight days ago
+        monkeypatch.setattr(access_module.time, "time", lambda: now)
+        await store.record_sent("42", "42:7", 1)
+        await store.record_sent("42", "42:7", 2)
+        assert await store.pieces_sent("42", "42:7") == 2
+        assert await store.pieces_sent("43", "42:7") == 0, "per chat"
+    finally:
+        await store.close()
+
+    again = AccessStore(path)
+    try:
+        assert await again.pieces_sent("42", "42:7") == 2
+        assert await again.pieces_sent("42", "42:1") == 0, "forgotten after a week"
     finally:
         await again.close()
 
