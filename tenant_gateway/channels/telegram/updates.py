@@ -3,16 +3,20 @@ control plane imports this module: it imports neither aiogram nor the rest of th
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 
 def mentions(message: Any, bot_id: int | None, username: str | None) -> bool:
-    """An aiogram ``Message`` names the bot (``@username``) or replies to one of its messages."""
+    """An aiogram ``Message`` names the bot (``@username`` as a whole word: not
+    ``@username_helper``, another bot) or replies to one of its messages."""
     replied = message.reply_to_message
     author = replied.from_user if replied is not None else None
     to_bot = author is not None and bot_id is not None and author.id == bot_id
-    named = bool(username) and f"@{username}".lower() in (message.text or "").lower()
-    return to_bot or named
+    if to_bot or not username:
+        return to_bot
+    named = re.compile(rf"(?<![\w@])@{re.escape(username)}(?!\w)", re.IGNORECASE)
+    return named.search(message.text or "") is not None
 
 
 def command(text: str, username: str | None) -> str | None:

@@ -247,13 +247,13 @@ async def test_allowlist_open_and_groups(bot_gateway: BotGatewayFactory) -> None
         # Groups: only messages that mention the bot or reply to it.
         gw.api.push_update(gw.bot.token, group_message("talking among ourselves"))
         gw.api.push_update(gw.bot.token, group_message("what is new?", mention="acme_bot"))
-        gw.api.push_update(gw.bot.token, group_message("ask @other_bot", mention="other_bot"))
+        gw.api.push_update(gw.bot.token, group_message("and you?", mention="acme_bot_helper"))
         gw.api.push_update(gw.bot.token, reply_to_bot("and then?", gw.bot))
         await gw.wait_shown(GROUP, "echo: and then?")
         await gw.handled()
         assert gw.echoes(GROUP) == ["echo: @acme_bot what is new?", "echo: and then?"]
         prompts = [str(r.body["messages"]) for r in gw.upstream.requests_to("/v1/chat/completions")]
-        assert not [p for p in prompts if "among ourselves" in p or "other_bot" in p], (
+        assert not [p for p in prompts if "among ourselves" in p or "and you?" in p], (
             "group chatter never reaches the model"
         )
 

@@ -154,6 +154,11 @@ def _message(text: str, reply_author: int | None = None) -> SimpleNamespace:
 def test_mentions_and_commands() -> None:
     assert mentions(_message("hey @Acme_Bot, help"), 42, "acme_bot")
     assert mentions(_message("thanks"), 42, "acme_bot") is False
+    assert mentions(_message("@acme_bot"), 42, "acme_bot")
+    assert mentions(_message("(@acme_bot) what now?"), 42, "acme_bot")
+    assert mentions(_message("ask @acme_bot_helper"), 42, "acme_bot") is False, "another bot"
+    assert mentions(_message("ask @acme_botany"), 42, "acme_bot") is False
+    assert mentions(_message("mail me at x@acme_bot"), 42, "acme_bot") is False
     assert mentions(_message("and then?", reply_author=42), 42, "acme_bot")
     assert mentions(_message("and then?", reply_author=7), 42, "acme_bot") is False
     assert command("/start ABCD", "acme_bot") == "/start"
