@@ -14,8 +14,9 @@ and from JSON, form-urlencoded or multipart bodies, on GET or POST:
   allowed_updates recorded; a secret outside ``[A-Za-z0-9_-]{1,256}`` refused);
 * ``getUpdates``: ``offset`` confirms earlier updates, ``limit``, ``allowed_updates`` (kept
   as Telegram keeps them), ``timeout`` long-polls without blocking other requests until
-  :meth:`TelegramBotAPI.push_update` wakes it; 409 while a webhook is set, and an older poll
-  of the same bot is ended with 409 when a newer one starts;
+  :meth:`TelegramBotAPI.push_update` wakes it; 409 while a webhook is set (a poll waiting
+  when one is set ends with 409 too), and an older poll of the same bot is ended with 409
+  when a newer one starts;
 * ``sendMessage``: 4096 characters at most ("Bad Request: message is too long"), text checked
   under its ``parse_mode`` (see :mod:`tests.doubles.telegram_markup`), answered with a Message;
 * ``sendChatAction``, ``answerCallbackQuery``, ``setMyCommands`` / ``getMyCommands``;
@@ -323,6 +324,7 @@ class TelegramBotAPI:
             self._keep_allowed_updates(bot, params)
             if params.get("drop_pending_updates"):
                 bot.pending.clear()
+        self._wake(bot.token)  # a waiting getUpdates is terminated by it
         return True
 
     async def _delete_webhook(self, bot: BotAccount, params: dict[str, Any]) -> Any:
@@ -366,6 +368,8 @@ class TelegramBotAPI:
                     "Conflict: terminated by other getUpdates request; "
                     "make sure that only one bot instance is running",
                 )
+            if bot.webhook_url:
+                raise BotAPIError(409, "Conflict: terminated by setWebhook request")
             with self._lock:
                 ready = [u for u in bot.pending if _kind(u) in bot.allowed_updates][:limit]
             remaining = deadline - time.monotonic()

@@ -56,6 +56,10 @@ CHANNEL = "telegram"
 PROVIDER = "telegram_bot"
 DEFAULT_BASE = "https://api.telegram.org"
 TYPING_EVERY = 4.5
+WEBHOOK_GRACE = 5.0
+"""Seconds a bot in webhook mode waits for the control plane to register its webhook."""
+WEBHOOK_CHECK_EVERY = 300.0
+"""Seconds between checks that Telegram still has the bot's webhook."""
 RETRY_MAX = 30.0
 
 PAIRING_REPLY = (
@@ -77,11 +81,15 @@ class TelegramChannel:
         volume_dir: Path,
         *,
         poll_timeout: int = 25,
+        webhook_grace: float = WEBHOOK_GRACE,
     ) -> None:
         self._keeper = keeper
         self._bundle = bundle
         self.access = AccessStore(volume_dir / ACCESS_FILE)
         self.poll_timeout = poll_timeout
+        self.webhook_grace = webhook_grace
+        self._polling_for_webhook = False
+        """True while a bot in webhook mode long-polls because Telegram has no webhook."""
         self.username: str | None = None
         self._pipeline: ChannelPipeline | None = None
         self._bot: Bot | None = None
@@ -109,7 +117,9 @@ class TelegramChannel:
     def mode(self) -> Literal["polling", "webhook", "off"]:
         if self._running is None:
             return "off"
-        return "webhook" if self._running[1] == "webhook" else "polling"
+        if self._running[1] == "webhook" and not self._polling_for_webhook:
+            return "webhook"
+        return "polling"
 
     async def credentials_changed(self, _bundle: GatewayBundle | None = None) -> None:
         """Start, restart or stop the bot to follow the tenant's token and the bundle."""
@@ -139,6 +149,7 @@ class TelegramChannel:
                 await task
         bot, self._bot = self._bot, None
         self._running = None
+        self._polling_for_webhook = False
         self.username = None
         if bot is not None:
             await bot.session.close()
@@ -156,6 +167,49 @@ class TelegramChannel:
             await poll(
                 bot, self.handle, "telegram bot", timeout=self.poll_timeout, retry_max=RETRY_MAX
             )
+        else:
+            await self._follow_webhook(bot)
+
+    async def _follow_webhook(self, bot: Bot) -> None:
+        """Webhook mode: the control plane registers the webhook when the token is stored.
+        While Telegram has none (the token was stored before the control plane had a public
+        URL, Telegram could not be reached then, or someone removed it) the bot long-polls,
+        so it still answers, and stops once a webhook is set."""
+        from aiogram.exceptions import TelegramAPIError
+
+        missing = False
+        while True:
+            try:
+                registered = bool((await bot.get_webhook_info()).url)
+            except TelegramAPIError as exc:
+                log.warning("telegram bot: cannot check its webhook (%s)", exc)
+                registered = True  # not known: checked again later
+            if registered:
+                missing = False
+                await asyncio.sleep(WEBHOOK_CHECK_EVERY)
+            elif not missing:
+                missing = True  # the control plane may be registering it right now
+                await asyncio.sleep(self.webhook_grace)
+            else:
+                log.warning(
+                    "telegram bot @%s: Telegram has no webhook for it (storing the telegram_bot"
+                    " credential again registers one); long-polling until it has",
+                    self.username,
+                )
+                self._polling_for_webhook = True
+                try:
+                    await poll(
+                        bot,
+                        self.handle,
+                        "telegram bot",
+                        timeout=self.poll_timeout,
+                        retry_max=RETRY_MAX,
+                        until_webhook=True,
+                    )
+                finally:
+                    self._polling_for_webhook = False
+                log.info("telegram bot @%s: its webhook is set; polling stopped", self.username)
+                missing = False
 
     def _required(self) -> Bot:
         if self._bot is None:

@@ -60,10 +60,12 @@ async def poll(
     *,
     timeout: int,
     retry_max: float,
+    until_webhook: bool = False,
 ) -> None:
     """Long-poll until cancelled; each update is handed to ``handle`` in order and confirmed
-    only after it returned. A failure fetches the same batch again after a backoff."""
-    from aiogram.exceptions import TelegramRetryAfter
+    only after it returned. A failure fetches the same batch again after a backoff.
+    ``until_webhook``: return once Telegram says a webhook is set (updates go there now)."""
+    from aiogram.exceptions import TelegramConflictError, TelegramRetryAfter
 
     offset: int | None = None
     failures = 0
@@ -81,6 +83,9 @@ async def poll(
         except TelegramRetryAfter as exc:
             await asyncio.sleep(exc.retry_after)
         except Exception as exc:  # the batch is fetched again: nothing is lost
+            conflict = isinstance(exc, TelegramConflictError) and "webhook" in exc.message.lower()
+            if until_webhook and conflict:
+                return
             failures += 1
             wait = backoff(failures, 1.0, retry_max)
             level = logging.WARNING if failures == 1 else logging.DEBUG

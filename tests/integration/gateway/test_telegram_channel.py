@@ -372,3 +372,33 @@ async def test_webhook_mode_takes_relayed_updates_and_never_polls(
         await gw.wait_shown(ALICE.id, "echo: later")
         assert gw.echoes(ALICE.id) == ["echo: by webhook", "echo: later"]
         assert gw.api.calls(gw.bot.token, "getUpdates") == [], "no polling beside the webhook"
+
+
+async def test_webhook_mode_polls_while_telegram_has_no_webhook_and_stops_once_it_has(
+    bot_gateway: BotGatewayFactory,
+) -> None:
+    # The token was stored before the control plane had a public URL: nothing registered.
+    with bot_gateway(webhooks=True) as gw:
+        await gw.running("polling")
+        await gw.set_access(dm_policy="open")
+        gw.api.push_update(gw.bot.token, private_message("anyone home?", sender=CAROL))
+        await gw.wait_shown(CAROL.id, "echo: anyone home?")
+
+        # The control plane registers it (the credential stored again): polling stops.
+        registered = await _bot_call(
+            gw, "setWebhook", url="https://cp.example/webhooks/telegram/acme", secret_token="s"
+        )
+        assert registered.status_code == 200, registered.text
+        await gw.running("webhook")
+        polls = len(gw.api.calls(gw.bot.token, "getUpdates"))
+        update = {"update_id": 900_101, **private_message("by webhook now", sender=CAROL)}
+        async with gw.client() as client:
+            assert (await client.post(TELEGRAM_WEBHOOK, json=update)).status_code == 200
+        await gw.wait_shown(CAROL.id, "echo: by webhook now")
+        assert len(gw.api.calls(gw.bot.token, "getUpdates")) == polls, "no polling beside it"
+        assert gw.echoes(CAROL.id) == ["echo: anyone home?", "echo: by webhook now"]
+
+
+async def _bot_call(gw: BotGateway, method: str, **params: Any) -> httpx.Response:
+    async with httpx.AsyncClient(timeout=30) as client:
+        return await client.post(f"{gw.api.url}/bot{gw.bot.token}/{method}", json=params)

@@ -310,6 +310,22 @@ async def test_get_updates_is_refused_while_a_webhook_is_set(api: TelegramBotAPI
         await bot.get_updates()
 
 
+async def test_setting_a_webhook_ends_a_waiting_poll_with_a_conflict(
+    api: TelegramBotAPI, bot: Bot
+) -> None:
+    from aiogram.exceptions import TelegramConflictError
+
+    waiting = asyncio.create_task(bot.get_updates(timeout=25, request_timeout=35))
+    await eventually(lambda: _polled(api, bot.token), what="the poll waiting")
+    await bot.set_webhook("https://tenant.example.org/telegram")
+    with pytest.raises(TelegramConflictError, match="terminated by setWebhook request"):
+        await asyncio.wait_for(waiting, 5)
+
+
+async def _polled(api: TelegramBotAPI, token: str) -> bool:
+    return bool(api.calls(token, "getUpdates"))
+
+
 async def test_parameters_arrive_by_query_string_json_form_and_multipart(
     api: TelegramBotAPI, account: BotAccount
 ) -> None:
