@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
 from collections import OrderedDict
 from datetime import UTC
@@ -43,7 +42,7 @@ from control_plane.channels.schemas import (
     UnknownCode,
 )
 from control_plane.channels.service import ChannelDirectory
-from control_plane.channels.tenant_bots import WebhookSecretRefused
+from control_plane.channels.tenant_bots import check_secret
 from control_plane.errors import GatewayUnavailable, InvalidInputError
 from tenant_gateway.channels.contract import (
     PLATFORM_CHANNEL,
@@ -185,10 +184,7 @@ class PlatformBot:
 
     def check_webhook_secret(self, presented: str | None) -> None:
         """Raise unless ``presented`` is the secret token registered with the webhook."""
-        if not presented or not hmac.compare_digest(presented.encode(), self._secret.encode()):
-            raise WebhookSecretRefused(
-                "X-Telegram-Bot-Api-Secret-Token is missing or not the registered secret"
-            )
+        check_secret(presented, self._secret)
 
     async def handle_webhook(self, body: bytes) -> None:
         """A webhook call's body: one Update."""

@@ -43,6 +43,15 @@ class WebhookSecretRefused(AuthenticationError):
     title = "Bad webhook secret"
 
 
+def check_secret(presented: str | None, expected: str) -> None:
+    """Raise unless ``presented`` (Telegram's ``X-Telegram-Bot-Api-Secret-Token``) is
+    ``expected``, compared in constant time."""
+    if not presented or not hmac.compare_digest(presented.encode(), expected.encode()):
+        raise WebhookSecretRefused(
+            "X-Telegram-Bot-Api-Secret-Token is missing or not the registered secret"
+        )
+
+
 class WebhookNotRegistered(TenantryError):
     status_code = 502
     problem_type = "https://tenantry.dev/problems/telegram-webhook-refused"
@@ -69,11 +78,7 @@ class TenantBots:
 
     def check_secret(self, tenant_id: str, presented: str | None) -> None:
         """Raise unless ``presented`` is the secret registered with the tenant's webhook."""
-        expected = self.secret(tenant_id)
-        if not presented or not hmac.compare_digest(presented.encode(), expected.encode()):
-            raise WebhookSecretRefused(
-                "X-Telegram-Bot-Api-Secret-Token is missing or not the registered secret"
-            )
+        check_secret(presented, self.secret(tenant_id))
 
     async def register(self, tenant_id: str, token: str) -> None:
         """Point the bot's webhook at the relay (with a public URL; else nothing to do)."""

@@ -132,14 +132,12 @@ class DiscordChannel:
 
     async def start(self, pipeline: ChannelPipeline) -> None:
         self._pipeline = pipeline
-        pipeline.webhooks[CHANNEL] = self.webhook
-        pipeline.add_outlet(CHANNEL, self)
+        pipeline.attach(CHANNEL, self, self.webhook)
         await self.credentials_changed()
 
     async def stop(self) -> None:
         if self._pipeline is not None:
-            self._pipeline.webhooks.pop(CHANNEL, None)
-            self._pipeline.outlets.unregister(CHANNEL, self)
+            self._pipeline.detach(CHANNEL, self)
             self._pipeline = None
         if self._registering is not None:
             self._registering.cancel()

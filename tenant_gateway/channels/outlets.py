@@ -11,6 +11,7 @@ of the settings, or a test's recorder); with no fallback either it stays in the 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Protocol
@@ -77,3 +78,22 @@ class Outlets:
             return
         async with outlet.working(message):
             yield
+
+
+@contextlib.asynccontextmanager
+async def repeating(action: Callable[[], Awaitable[object]], every: float) -> AsyncIterator[None]:
+    """Run ``action`` now and every ``every`` seconds while the block runs (a typing
+    indicator); it is stopped when the block ends. ``action`` handles its own failures."""
+
+    async def loop() -> None:
+        while True:
+            await action()
+            await asyncio.sleep(every)
+
+    task = asyncio.create_task(loop())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -98,6 +98,20 @@ class ChannelPipeline:
         self.outlets.register(channel, outlet)
         self._worker.outlets_changed()
 
+    def attach(
+        self, channel: str, outlet: ChannelOutlet, webhook: WebhookHandler | None = None
+    ) -> None:
+        """An adapter's outlet, and its webhook handler if it takes webhook calls."""
+        if webhook is not None:
+            self.webhooks[channel] = webhook
+        self.add_outlet(channel, outlet)
+
+    def detach(self, channel: str, outlet: ChannelOutlet) -> None:
+        """Undo :meth:`attach` (only what ``outlet`` attached)."""
+        if self.outlets.get(channel) is outlet:
+            self.webhooks.pop(channel, None)
+        self.outlets.unregister(channel, outlet)
+
     async def open(self) -> None:
         await self.inbox.open()
 

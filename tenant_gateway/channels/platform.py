@@ -12,10 +12,9 @@ is asked for every few seconds.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -29,6 +28,7 @@ from tenant_gateway.channels.contract import (
     OutboundReply,
     ReplyReceipt,
 )
+from tenant_gateway.channels.outlets import repeating
 from tenant_gateway.channels.pipeline import ChannelPipeline
 from tenant_gateway.channels.platforms import PlatformRefused
 from tenant_gateway.contract import GatewayBundle
@@ -53,11 +53,11 @@ class PlatformBotChannel:
 
     async def start(self, pipeline: ChannelPipeline) -> None:
         self._pipeline = pipeline
-        pipeline.add_outlet(PLATFORM_CHANNEL, self)
+        pipeline.attach(PLATFORM_CHANNEL, self)
 
     async def stop(self) -> None:
         if self._pipeline is not None:
-            self._pipeline.outlets.unregister(PLATFORM_CHANNEL, self)
+            self._pipeline.detach(PLATFORM_CHANNEL, self)
             self._pipeline = None
         await self.link.close()
 
@@ -68,22 +68,14 @@ class PlatformBotChannel:
                 "a reply to platform-bot chat %s is dropped: %s", reply.chat_id, receipt.detail
             )
 
-    @contextlib.asynccontextmanager
-    async def working(self, message: InboundMessage) -> AsyncIterator[None]:
-        typing = asyncio.create_task(self._typing(message.chat_id))
-        try:
-            yield
-        finally:
-            typing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await typing
+    def working(self, message: InboundMessage) -> contextlib.AbstractAsyncContextManager[None]:
+        body = msgspec.json.encode(ChatAction(channel=PLATFORM_CHANNEL, chat_id=message.chat_id))
 
-    async def _typing(self, chat_id: str) -> None:
-        body = msgspec.json.encode(ChatAction(channel=PLATFORM_CHANNEL, chat_id=chat_id))
-        while True:
+        async def typing() -> None:
             with contextlib.suppress(PlatformRefused):
                 await self._post(PLATFORM_TYPING_PATH, body)
-            await asyncio.sleep(TYPING_EVERY)
+
+        return repeating(typing, TYPING_EVERY)
 
     async def _post(self, path: str, body: bytes) -> ReplyReceipt:
         try:

@@ -130,13 +130,11 @@ class WhatsAppChannel:
 
     async def start(self, pipeline: ChannelPipeline) -> None:
         self._pipeline = pipeline
-        pipeline.webhooks[CHANNEL] = self.webhook
-        pipeline.add_outlet(CHANNEL, self)
+        pipeline.attach(CHANNEL, self, self.webhook)
 
     async def stop(self) -> None:
         if self._pipeline is not None:
-            self._pipeline.webhooks.pop(CHANNEL, None)
-            self._pipeline.outlets.unregister(CHANNEL, self)
+            self._pipeline.detach(CHANNEL, self)
             self._pipeline = None
         await self.link.close()
 

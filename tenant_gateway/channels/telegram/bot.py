@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -36,6 +36,7 @@ from tenant_gateway.channels.contract import (
     TelegramAccess,
     TelegramAccessUpdate,
 )
+from tenant_gateway.channels.outlets import repeating
 from tenant_gateway.channels.pipeline import ChannelPipeline, WebhookAnswer, WebhookRequest
 from tenant_gateway.channels.platforms import BadWebhookCall, ChannelNotConfigured, PlatformRefused
 from tenant_gateway.channels.telegram.access import ACCESS_FILE, AccessStore
@@ -101,14 +102,12 @@ class TelegramChannel:
 
     async def start(self, pipeline: ChannelPipeline) -> None:
         self._pipeline = pipeline
-        pipeline.webhooks[CHANNEL] = self.webhook
-        pipeline.add_outlet(CHANNEL, self)
+        pipeline.attach(CHANNEL, self, self.webhook)
         await self.credentials_changed()
 
     async def stop(self) -> None:
         if self._pipeline is not None:
-            self._pipeline.webhooks.pop(CHANNEL, None)
-            self._pipeline.outlets.unregister(CHANNEL, self)
+            self._pipeline.detach(CHANNEL, self)
             self._pipeline = None
         await self._stop_bot()
         await self.access.close()
@@ -329,20 +328,12 @@ class TelegramChannel:
             if key:
                 await self.access.record_sent(reply.chat_id, key, number)
 
-    @contextlib.asynccontextmanager
-    async def working(self, message: InboundMessage) -> AsyncIterator[None]:
-        typing = asyncio.create_task(self._typing(message.chat_id))
-        try:
-            yield
-        finally:
-            typing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await typing
+    def working(self, message: InboundMessage) -> contextlib.AbstractAsyncContextManager[None]:
+        async def typing() -> None:
+            from aiogram.exceptions import TelegramAPIError
 
-    async def _typing(self, chat_id: str) -> None:
-        from aiogram.exceptions import TelegramAPIError
+            if self._bot is not None:
+                with contextlib.suppress(TelegramAPIError):
+                    await self._bot.send_chat_action(message.chat_id, "typing")
 
-        while self._bot is not None:
-            with contextlib.suppress(TelegramAPIError):
-                await self._bot.send_chat_action(chat_id, "typing")
-            await asyncio.sleep(TYPING_EVERY)
+        return repeating(typing, TYPING_EVERY)
