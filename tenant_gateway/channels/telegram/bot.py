@@ -182,7 +182,8 @@ class TelegramChannel:
                 registered = bool((await bot.get_webhook_info()).url)
             except TelegramAPIError as exc:
                 log.warning("telegram bot: cannot check its webhook (%s)", exc)
-                registered = True  # not known: checked again later
+                await asyncio.sleep(self.webhook_grace)  # not known: asked again soon
+                continue
             if registered:
                 missing = False
                 await asyncio.sleep(WEBHOOK_CHECK_EVERY)
